@@ -1,0 +1,53 @@
+# Thin entry points; the work is in CMake and the scripts they call.
+#   make test   set-up + build + the test suite (what CI runs)
+#   make demo   set-up + build + default corpus + a short train of each router + eval + analyze + report
+SHELL := /bin/bash
+PYTHON ?= .venv/bin/python
+BUILD_DIR ?= build
+BUILD_TYPE ?= Release
+JOBS ?= $(shell nproc)
+SETUP_STAMP := .venv/.dirmoe-setup-$(shell cat requirements.txt scripts/setup.sh 2>/dev/null | sha1sum | cut -c1-12)
+
+.PHONY: setup build test test-all test-asan demo bench format clean
+
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): requirements.txt scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+$(BUILD_DIR)/build.ninja: $(SETUP_STAMP) CMakeLists.txt
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
+
+build: $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Quick suite (unit + cli + python reference checks). GPU tests run only where CUDA is present.
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $$(../scripts/ctest_label_filter.sh)
+
+# Everything, slow tests included.
+test-all: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $$(../scripts/ctest_label_filter.sh all)
+
+test-asan: setup
+	$(MAKE) BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo build-asan-configure
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j $(JOBS) -LE 'gpu|slow'
+
+build-asan-configure:
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDIRMOE_SANITIZE=ON -DDIRMOE_USE_PCH=OFF \
+	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
+
+demo: build
+	bash scripts/demo.sh
+
+bench: build
+	bash scripts/bench.sh
+
+format:
+	find lib apps tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR) build-asan

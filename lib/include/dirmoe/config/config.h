@@ -1,0 +1,157 @@
+#pragma once
+// The run configuration: nested plain structs with their defaults, JSON load/save, `--set`
+// overrides and one validate(). Defaults marked [ours] are this toolkit's choice where the papers
+// give no number; [paper] values come from the cited paper; [ReMoE]/[GRIN]/[Switch] from those.
+//
+// JSON layout mirrors the structs: {"model": {...}, "router": {"type": ..., "topk": {...},
+// "remoe": {...}, "sparsemixer": {...}, "dirmoe": {...}}, "train": {...}, "data": {...},
+// "eval": {...}}. Unknown keys are rejected with their full path and the nearest valid name.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace dirmoe {
+
+/// LLaMA-style decoder (DESIGN.md "Model"); reference values are ReMoE's 182M setup.
+struct ModelConfig {
+  int64_t vocab_size = 0;        // 0: take it from the data manifest's tokenizer
+  int64_t d_model = 768;
+  int64_t n_layers = 12;
+  int64_t n_heads = 12;
+  int64_t n_kv_heads = 4;        // grouped-query attention groups; must divide n_heads
+  int64_t d_ff = 3072;           // hidden size of each SwiGLU expert
+  int64_t seq_len = 1024;        // training context window
+  int64_t n_experts = 8;         // E
+  int64_t n_experts_active = 1;  // k: expected active experts per token, the compute-parity target
+  double capacity_factor = 0.0;  // 0: dropless; >0: per-expert capacity = cf·T·k/E, overflow dropped
+  double rope_theta = 10000.0;
+  double norm_eps = 1e-5;
+  double init_std = 0.01;        // normal init of every weight matrix
+};
+
+/// Softmax top-k / Switch (k=1) router [Switch].
+struct TopkRouterConfig {
+  bool renormalize = false;     // renormalise the k selected probabilities to sum to 1
+  double balance_coef = 1e-2;   // α in α·E·Σ_e f_e·P_e
+  double z_loss_coef = 1e-3;    // coefficient of mean(logsumexp(logits)²)
+  double jitter = 0.0;          // multiplicative input jitter ε: x·U(1−ε, 1+ε) in training
+};
+
+/// ReMoE: ReLU routing with an adaptive L1 regulariser [ReMoE].
+struct RemoeRouterConfig {
+  double lambda_init = 1e-8;    // λ0
+  double lambda_factor = 1.2;   // λ ← λ·factor when sparsity is below target, else λ/factor
+};
+
+/// SparseMixer-v2 [GRIN].
+struct SparseMixerRouterConfig {
+  double jitter_eps = 0.01;     // ε: experts with (z*−z_i)/max(|z_i|, z*) > 2ε are masked
+  double balance_coef = 1e-2;   // the Switch balance loss coefficient
+};
+
+/// DirMoE: spike-and-slab routing on the simplex (arXiv 2602.09001 §3–5, DESIGN.md).
+struct DirmoeRouterConfig {
+  std::string selection = "hard";   // "hard": straight-through dispatch of z̃>0.5; "soft": all experts
+  // Binary-Concrete temperature τ_z(t) = max(tau_min, tau_start·tau_decay^t)
+  double tau_start = 2.0;           // [paper, via secondary notes]
+  double tau_min = 0.5;             // [ours]
+  double tau_decay = 0.9995;        // [ours] per step
+  // posterior concentration scale and the α heads
+  double lambda_q = 20.0;           // [paper, via secondary notes]
+  int64_t alpha_hidden = 256;       // hidden width of the α_hi/α_lo MLP [paper, via secondary notes]
+  double alpha_eps = 1e-6;          // softplus(·)+eps floor [paper, via secondary notes]
+  // prior Dir(λ^p·(z̃·a_hi + (1−z̃)·a_lo)); λ^p moves from lambda_p_start to lambda_p_end
+  double a_hi = 1.985;              // [paper, via secondary notes]
+  double a_lo_start = 0.005;        // [paper, via secondary notes] a_lo at step 0
+  double a_lo_end = 0.001;          // [ours] a_lo(t) = end + (start−end)·a_lo_gamma^(t/a_lo_eta)
+  double a_lo_gamma = 0.5;          // [ours]
+  double a_lo_eta = 1000.0;         // [ours] steps per factor of a_lo_gamma
+  double lambda_p_start = 2.0;      // [ours] flat prior early
+  double lambda_p_end = 0.5;        // [paper value 0.5, reached by a schedule of ours]
+  double lambda_p_steps = 2000.0;   // [ours] linear ramp length in steps
+  double prior_pi = 0.0;            // Bernoulli prior π; 0: k/E
+  // loss coefficients: L = recon + β_θ·KL_Dir + λ_sparsity·(Σz̃−k)² + β_z·KL_Bern
+  double beta_theta = 0.01;         // [paper, via secondary notes]
+  double lambda_sparsity = 0.01;    // [paper]
+  double beta_z = 0.0;              // Bernoulli KL toward π, off by default
+  double recon_variance = 1.0;      // σ² of the Gaussian reconstruction [paper, via secondary notes]
+  bool schedules = true;            // false: τ, a_lo and λ^p stay at their start values (ablation)
+};
+
+struct RouterConfig {
+  std::string type = "dirmoe";      // "topk" | "remoe" | "sparsemixer" | "dirmoe"
+  TopkRouterConfig topk;
+  RemoeRouterConfig remoe;
+  SparseMixerRouterConfig sparsemixer;
+  DirmoeRouterConfig dirmoe;
+};
+
+struct TrainConfig {
+  std::string device = "auto";      // "auto" | "cpu" | "cuda" | "cuda:N"
+  uint64_t seed = 1234;
+  int64_t threads = 0;              // intra-op threads; 0: all cores
+  int64_t batch_size = 8;           // sequences per micro-batch (per process)
+  int64_t grad_accum = 1;           // micro-batches per optimiser step
+  int64_t max_steps = 1000;
+  double lr = 5e-4;
+  double lr_min = 5e-5;             // cosine floor
+  double warmup_frac = 0.01;        // linear warm-up as a fraction of max_steps
+  double weight_decay = 0.01;       // decoupled, matrices only
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  double adam_eps = 1e-8;
+  double grad_clip = 1.0;           // global L2 norm; 0 disables
+  std::string precision = "auto";   // "auto" (bf16 autocast on CUDA, fp32 on CPU) | "fp32" | "bf16"
+  int64_t log_every = 10;
+  int64_t eval_every = 200;         // validation loss every N steps; 0 disables
+  int64_t eval_batches = 8;
+  int64_t ckpt_every = 200;
+  int64_t keep_last = 2;            // checkpoints kept besides the best
+  int64_t stats_every = 0;          // routing time series to routing_train.h5; 0 disables
+  double parity_tolerance = 0.05;   // flag a layer whose measured E[k] strays further than this
+};
+
+struct DataConfig {
+  std::string dir = "data/default";     // directory written by `dirmoe-data build`
+  std::map<std::string, double> domain_weights;  // optional mixing weights by domain; empty: natural
+};
+
+struct EvalConfig {
+  std::vector<std::string> tasks = {"heldout_cloze", "heldout_choice"};
+  std::string task_dir = "";        // directory holding the user's task JSONL files
+  int64_t batch_size = 16;
+  int64_t max_examples = 0;         // per task; 0: all
+  int64_t heldout_examples = 500;   // size of each built-in held-out task
+  uint64_t seed = 1234;
+};
+
+struct Config {
+  ModelConfig model;
+  RouterConfig router;
+  TrainConfig train;
+  DataConfig data;
+  EvalConfig eval;
+
+  /// Throws ConfigError naming the field and what to set if the values are inconsistent.
+  void validate() const;
+};
+
+// ---- JSON ----------------------------------------------------------------------------------
+nlohmann::json config_to_json(const Config& config);
+/// Reads a (possibly partial) JSON object over the defaults. Unknown keys and wrong types throw
+/// ConfigError with the key path (e.g. "router.dirmoe.tau_strat: unknown key; did you mean
+/// router.dirmoe.tau_start?"). `origin` (a file name) prefixes the messages.
+Config config_from_json(const nlohmann::json& json, const std::string& origin = "config");
+/// Loads a JSON file; IoError if missing, ConfigError if malformed.
+Config load_config_file(const std::string& path);
+/// Applies one `a.b.c=value` override; the value is parsed to the existing field's type.
+void apply_override(Config& config, const std::string& assignment);
+/// Convenience: file (optional, "" for defaults) + overrides, then validate().
+Config resolve_config(const std::string& path, const std::vector<std::string>& overrides);
+/// Pretty JSON with `git_revision` beside the config, as written next to every output.
+std::string config_report_json(const Config& config);
+
+}  // namespace dirmoe

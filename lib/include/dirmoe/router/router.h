@@ -1,0 +1,61 @@
+#pragma once
+// The router interface shared by Switch/Top-k, ReMoE, SparseMixer-v2 and DirMoE (DESIGN.md
+// "Routers"). A router maps tokens to a dispatch decision and combine weights. It knows nothing of
+// dispatch, files or logging: auxiliary losses and metrics travel in the result struct.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include "dirmoe/config/config.h"
+
+namespace dirmoe {
+
+/// What every router returns for T tokens and E experts.
+///
+/// The dispatch decision is dense: `dispatch_mask_TE[t, e]` says whether token t is computed by
+/// expert e, and `weights_TE[t, e]` is its combine weight (0 where the mask is false). Dense is
+/// cheap for E ≤ 64 and covers fixed-k routers (Switch, SparseMixer) and variable-k routers
+/// (ReMoE, DirMoE) with one dispatch path. MoE output: y_t = Σ_{e: mask} weights_TE[t,e]·E_e(x_t).
+struct RouterOutput {
+  torch::Tensor dispatch_mask_TE;  // (T, E) bool
+  torch::Tensor weights_TE;        // (T, E) float, differentiable w.r.t. the router's inputs
+  /// Named auxiliary losses, each a scalar tensor ALREADY multiplied by its coefficient; the
+  /// trainer adds them (averaged over layers) to the LM loss and logs each name apart.
+  std::map<std::string, torch::Tensor> aux_losses;
+  /// Named detached scalar metrics, e.g. "active_experts" (mean experts per token),
+  /// "empty_selection" (tokens that fell back), "tau", "lambda".
+  std::map<std::string, torch::Tensor> metrics;
+};
+
+/// Random draws a router would otherwise sample itself. Tests pass them in so that an independent
+/// reference (tests/reference/*.py) can compute the same forward and gradients. Undefined tensors
+/// mean "sample them".
+struct RouterNoise {
+  torch::Tensor uniform_TE;  // (T, E) U(0,1): Logistic noise (DirMoE), Gumbel/u draws (SparseMixer), jitter
+  torch::Tensor gamma_TE;    // (T, E) standard Gamma(α^q) draws for DirMoE, given α^q of the forward
+  torch::Tensor extra_TE;    // (T, E) second uniform draw where a router needs one
+};
+
+/// Base of every router: a torch module with a forward over flattened tokens.
+class RouterImpl : public torch::nn::Module {
+ public:
+  ~RouterImpl() override = default;
+  /// x_TD: (T, D) token representations (the MoE layer's input).
+  virtual RouterOutput forward(const torch::Tensor& x_TD, const RouterNoise& noise = {}) = 0;
+  /// Advances schedules (DirMoE τ_z, a_lo, λ^p) to training step t. Called once per step.
+  virtual void set_step(int64_t /*step*/) {}
+  /// Controllers updated from the last training forward (ReMoE's λ). Called once per step after
+  /// the optimiser step. State that must be checkpointed lives in registered buffers.
+  virtual void update_controller() {}
+  /// Router name as in config ("topk", "remoe", "sparsemixer", "dirmoe").
+  virtual std::string name() const = 0;
+};
+
+/// Builds the router selected by `config.router.type` for a layer of width d_model.
+std::shared_ptr<RouterImpl> make_router(const Config& config);
+
+}  // namespace dirmoe
