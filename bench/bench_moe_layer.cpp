@@ -32,17 +32,16 @@ class Top1Router : public dirmoe::RouterImpl {
   torch::Tensor gate;  // (E, D)
 };
 
-template <typename Fn>
-double median_ms(int repeats, Fn&& fn) {
-  fn();  // warm-up
-  std::vector<double> ms;
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
+double median(std::vector<double> ms) {
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
+}
+
+template <typename Fn>
+double time_ms(Fn&& fn) {
+  const auto start = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
 }  // namespace
@@ -72,19 +71,29 @@ int main(int argc, char** argv) {
   const torch::Tensor x_TD = torch::randn({tokens, d_model}).requires_grad_(true);
   const torch::Tensor g_TD = torch::randn({tokens, d_model});
 
-  const double dense_ms = median_ms(repeats, [&] {
+  auto run_dense = [&] {
     dense->zero_grad();
     x_TD.mutable_grad() = torch::Tensor();
     dirmoe::swiglu(x_TD, dense->w_gate[0], dense->w_up[0], dense->w_down[0]).backward(g_TD);
-  });
+  };
   torch::Tensor tokens_per_expert_E;
-  const double moe_ms = median_ms(repeats, [&] {
+  auto run_moe = [&] {
     moe->zero_grad();
     x_TD.mutable_grad() = torch::Tensor();
     dirmoe::MoeLayerOutput out = moe->forward(x_TD);
     out.y_TD.backward(g_TD);
     tokens_per_expert_E = out.metrics.tokens_per_expert_E;
-  });
+  };
+  run_dense();  // warm-up
+  run_moe();
+  // Interleaved, so that a change in machine load hits both alike.
+  std::vector<double> dense_runs, moe_runs;
+  for (int i = 0; i < repeats; ++i) {
+    dense_runs.push_back(time_ms(run_dense));
+    moe_runs.push_back(time_ms(run_moe));
+  }
+  const double dense_ms = median(dense_runs);
+  const double moe_ms = median(moe_runs);
   std::printf("threads %d, T %lld, D %lld, d_ff %lld, E %lld, k 1, %d repeats (median)\n", torch::get_num_threads(),
               static_cast<long long>(tokens), static_cast<long long>(d_model), static_cast<long long>(d_ff),
               static_cast<long long>(experts), repeats);
