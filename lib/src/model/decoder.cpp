@@ -28,8 +28,10 @@ DecoderImpl::DecoderImpl(const Config& config, const RouterFactory& router_facto
                       "the data manifest's tokenizer");
   }
   tok_embedding = register_parameter("tok_embedding", torch::randn({m.vocab_size, m.d_model}) * m.init_std);
+  // Blocks live under a plain container module so their parameters are named "layers.<i>.…".
+  auto layers = register_module("layers", std::make_shared<torch::nn::Module>("Layers"));
   for (int64_t i = 0; i < m.n_layers; ++i) {
-    blocks_.push_back(register_module("layers." + std::to_string(i), DecoderBlock(config_, i, router_factory(config_))));
+    blocks_.push_back(layers->register_module(std::to_string(i), DecoderBlock(config_, i, router_factory(config_))));
   }
   final_norm_ = register_module("final_norm", RmsNorm(m.d_model, m.norm_eps));
   head = register_parameter("head", torch::randn({m.vocab_size, m.d_model}) * m.init_std);

@@ -26,20 +26,22 @@ torch::Tensor SwigluExpertsImpl::forward(const torch::Tensor& x_ND, const torch:
 
 torch::Tensor SwigluExpertsImpl::forward_loop(const torch::Tensor& x_ND, const torch::Tensor& tokens_per_expert_E) {
   const torch::Tensor counts_E = tokens_per_expert_E.to(torch::kCPU, torch::kInt64).contiguous();
-  const int64_t* counts = counts_E.data_ptr<int64_t>();
-  const int64_t n_experts = counts_E.numel();
+  const std::vector<int64_t> counts(counts_E.data_ptr<int64_t>(), counts_E.data_ptr<int64_t>() + counts_E.numel());
+  int64_t total = 0;
+  for (int64_t n : counts) total += n;
+  TORCH_CHECK(total == x_ND.size(0), "experts: tokens_per_expert sums to ", total, " but x has ", x_ND.size(0), " rows");
+  if (total == 0) return torch::zeros({0, w_down.size(2)}, x_ND.options());
+  // NOTE: split/unbind rather than narrow/select: their backward is one cat/stack, where narrow and
+  // select would each materialise a zero gradient of the whole input.
+  const std::vector<torch::Tensor> x_parts = x_ND.split_with_sizes(counts, 0);
+  const auto dtype = x_ND.scalar_type();
+  const std::vector<torch::Tensor> gate_E = w_gate.to(dtype).unbind(0);
+  const std::vector<torch::Tensor> up_E = w_up.to(dtype).unbind(0);
+  const std::vector<torch::Tensor> down_E = w_down.to(dtype).unbind(0);
   std::vector<torch::Tensor> outputs;
-  int64_t start = 0;
-  for (int64_t e = 0; e < n_experts; ++e) {
-    if (counts[e] == 0) continue;
-    const torch::Tensor x_e = x_ND.narrow(0, start, counts[e]);
-    outputs.push_back(swiglu(x_e, w_gate[e].to(x_ND.scalar_type()), w_up[e].to(x_ND.scalar_type()),
-                             w_down[e].to(x_ND.scalar_type())));
-    start += counts[e];
+  for (size_t e = 0; e < counts.size(); ++e) {
+    if (counts[e] > 0) outputs.push_back(swiglu(x_parts[e], gate_E[e], up_E[e], down_E[e]));
   }
-  TORCH_CHECK(start == x_ND.size(0), "experts: tokens_per_expert sums to ", start, " but x has ", x_ND.size(0),
-              " rows");
-  if (outputs.empty()) return torch::zeros({0, w_down.size(2)}, x_ND.options());
   return outputs.size() == 1 ? outputs.front() : torch::cat(outputs, 0);
 }
 

@@ -68,7 +68,7 @@ class DecoderImpl : public torch::nn::Module {
 
  private:
   Config config_;
-  std::vector<DecoderBlock> blocks_;  // registered as "layers.<i>"
+  std::vector<DecoderBlock> blocks_;  // registered under the submodule "layers" as "<i>"
   RmsNorm final_norm_{nullptr};
 };
 TORCH_MODULE(Decoder);
