@@ -38,6 +38,9 @@ struct RouterNoise {
   torch::Tensor uniform_TE;  // (T, E) U(0,1): Logistic noise (DirMoE), Gumbel/u draws (SparseMixer), jitter
   torch::Tensor gamma_TE;    // (T, E) standard Gamma(α^q) draws for DirMoE, given α^q of the forward
   torch::Tensor extra_TE;    // (T, E) second uniform draw where a router needs one
+  // NOTE: fields below were added after the first three; keep new fields at the end.
+  torch::Tensor uniform_TD;  // (T, D) U(0,1): multiplicative input jitter x·(1−ε+2ε·u) (topk)
+  torch::Tensor uniform_TK;  // (T, k) U(0,1): per-choice draw u of SparseMixer's forward scale
 };
 
 /// Base of every router: a torch module with a forward over flattened tokens.
