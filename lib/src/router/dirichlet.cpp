@@ -13,14 +13,7 @@ class GammaReparam : public torch::autograd::Function<GammaReparam> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& alpha,
                                const torch::Tensor& draws) {
-    torch::Tensor sample;
-    if (draws.defined()) {
-      TORCH_CHECK(draws.sizes() == alpha.sizes(), "gamma_reparam: draws have shape ", draws.sizes(),
-                  " but alpha has ", alpha.sizes());
-      sample = draws.to(alpha.dtype()).clone();
-    } else {
-      sample = at::_standard_gamma(alpha.detach());  // clamped to the smallest normal by ATen
-    }
+    const torch::Tensor sample = draws.to(alpha.dtype()).clone();
     ctx->save_for_backward({alpha.detach(), sample});
     return sample;
   }
@@ -37,7 +30,12 @@ class GammaReparam : public torch::autograd::Function<GammaReparam> {
 }  // namespace
 
 torch::Tensor gamma_reparam(const torch::Tensor& alpha, const torch::Tensor& draws) {
-  return GammaReparam::apply(alpha, draws);
+  if (!draws.defined()) {
+    return GammaReparam::apply(alpha, at::_standard_gamma(alpha.detach()));  // clamped to the smallest normal
+  }
+  TORCH_CHECK(draws.sizes() == alpha.sizes(), "gamma_reparam: draws have shape ", draws.sizes(), " but alpha has ",
+              alpha.sizes());
+  return GammaReparam::apply(alpha, draws.detach());
 }
 
 torch::Tensor dirichlet_reparam(const torch::Tensor& alpha, const torch::Tensor& draws) {
