@@ -64,11 +64,14 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   const auto param_dtype = gate->weight.scalar_type();
   const torch::Tensor x = x_TD.to(param_dtype);
 
-  // heads
-  const torch::Tensor logits_TE = gate->forward(x);
+  // heads (under bf16/fp16 autocast their outputs are brought back to float32)
+  auto wide = [](const torch::Tensor& t) {
+    return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf ? t.to(torch::kFloat32) : t;
+  };
+  const torch::Tensor logits_TE = wide(gate->forward(x));
   const torch::Tensor hidden_TH = torch::silu(alpha_hidden->forward(x));
-  const torch::Tensor alpha_lo_TE = torch::softplus(alpha_lo->forward(hidden_TH)) + (schedule_.a_lo + eps);
-  const torch::Tensor alpha_hi_TE = alpha_lo_TE + torch::softplus(alpha_hi->forward(hidden_TH)) + eps;
+  const torch::Tensor alpha_lo_TE = torch::softplus(wide(alpha_lo->forward(hidden_TH))) + (schedule_.a_lo + eps);
+  const torch::Tensor alpha_hi_TE = alpha_lo_TE + torch::softplus(wide(alpha_hi->forward(hidden_TH))) + eps;
 
   // selection: Binary Concrete z̃ = σ((ℓ + g)/τ), g ~ Logistic(0, 1) in training
   torch::Tensor scores_TE = logits_TE;
@@ -121,7 +124,7 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   // losses: per token, mean over tokens, scaled by their coefficients
   const torch::Tensor recon_TD = decoder->forward(weights_TE);
   out.aux_losses["dirmoe_recon"] =
-      (x.detach() - recon_TD).square().sum(1).mean() * (0.5 / cfg_.recon_variance);
+      (x.detach() - wide(recon_TD)).square().sum(1).mean() * (0.5 / cfg_.recon_variance);
   const torch::Tensor alpha_p_TE = schedule_.lambda_p * (z_soft_TE * cfg_.a_hi + (1.0 - z_soft_TE) * schedule_.a_lo);
   out.aux_losses["dirmoe_kl_dir"] = cfg_.beta_theta * dirichlet_kl(alpha_q_TE, alpha_p_TE).mean();
   const torch::Tensor expected_active_T = z_soft_TE.sum(1);
