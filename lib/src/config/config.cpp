@@ -20,7 +20,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TopkRouterConfig, renormalize, b
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RemoeRouterConfig, lambda_init, lambda_factor)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SparseMixerRouterConfig, jitter_eps, balance_coef)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DirmoeRouterConfig, selection, tau_start, tau_min, tau_decay,
-                                                lambda_q, alpha_hidden, alpha_eps, a_hi, a_lo_start, a_lo_end,
+                                                lambda_q, alpha_hidden, alpha_eps, theta_mix, a_hi, a_lo_start, a_lo_end,
                                                 a_lo_gamma, a_lo_eta, lambda_p_start, lambda_p_end,
                                                 lambda_p_steps, prior_pi, beta_theta, lambda_sparsity, beta_z,
                                                 recon_variance, schedules)
@@ -322,6 +322,7 @@ void Config::validate() const {
   need(d.beta_theta >= 0 && d.lambda_sparsity >= 0 && d.beta_z >= 0 && d.recon_variance > 0,
        "router.dirmoe: beta_theta, lambda_sparsity, beta_z must be >= 0 and recon_variance > 0");
   need(d.alpha_hidden > 0 && d.alpha_eps > 0, "router.dirmoe.alpha_hidden and alpha_eps must be positive");
+  need(d.theta_mix >= 0 && d.theta_mix < 1, "router.dirmoe.theta_mix must be in [0, 1) (0 disables the floor)");
 
   const auto& t = train;
   need(t.device == "auto" || t.device == "cpu" || t.device.rfind("cuda", 0) == 0,

@@ -63,6 +63,9 @@ struct DirmoeRouterConfig {
   double lambda_q = 20.0;           // [paper, via secondary notes]
   int64_t alpha_hidden = 256;       // hidden width of the α_hi/α_lo MLP [paper, via secondary notes]
   double alpha_eps = 1e-6;          // softplus(·)+eps floor [paper, via secondary notes]
+  // [ours] θ̃ = (1−theta_mix)·θ + theta_mix/E before r = normalize(z ⊙ θ̃): bounds the
+  // renormalisation's straight-through gradient when the dispatched experts drew θ ≈ 0; 0 disables
+  double theta_mix = 1e-3;
   // prior Dir(λ^p·(z̃·a_hi + (1−z̃)·a_lo)); λ^p moves from lambda_p_start to lambda_p_end
   double a_hi = 1.985;              // [paper, via secondary notes]
   double a_lo_start = 0.005;        // [paper, via secondary notes] a_lo at step 0

@@ -1,0 +1,154 @@
+#include "dirmoe/router/dirmoe_router.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <torch/torch.h>
+
+#include "dirmoe/router/dirichlet.h"
+#include "dirmoe/router/router_registry.h"
+
+namespace dirmoe {
+namespace {
+
+torch::Tensor scalar_metric(double value) { return torch::scalar_tensor(value, torch::kFloat64); }
+
+/// Gate bias so that the Binary Concrete starts near k of E experts: τ_0·logit(k/E). With k = E the
+/// logit is infinite; k/E is then capped at 1 − 1/(2E) (every expert is dispatched anyway).
+double initial_gate_bias(const DirmoeRouterConfig& cfg, int64_t n_experts, int64_t k) {
+  const double e = static_cast<double>(n_experts);
+  const double p = std::min(static_cast<double>(k) / e, 1.0 - 0.5 / e);
+  return cfg.tau_start * std::log(p / (1.0 - p));
+}
+
+}  // namespace
+
+DirmoeRouterImpl::DirmoeRouterImpl(const Config& config)
+    : cfg_(config.router.dirmoe),
+      n_experts_(config.model.n_experts),
+      k_(config.model.n_experts_active),
+      prior_pi_(config.router.dirmoe.prior_pi > 0 ? config.router.dirmoe.prior_pi
+                                                  : static_cast<double>(config.model.n_experts_active) /
+                                                        static_cast<double>(config.model.n_experts)),
+      schedule_(dirmoe_schedule(config.router.dirmoe, 0)) {
+  const int64_t d = config.model.d_model;
+  const int64_t h = cfg_.alpha_hidden;
+  const int64_t e = n_experts_;
+  // π = k/E is 1 when k = E; keep it inside (0, 1) so the Bernoulli KL stays finite.
+  prior_pi_ = std::clamp(prior_pi_, 1e-6, 1.0 - 1e-6);
+
+  gate = register_module("gate", torch::nn::Linear(torch::nn::LinearOptions(d, e).bias(true)));
+  alpha_hidden = register_module("alpha_hidden", torch::nn::Linear(torch::nn::LinearOptions(d, h).bias(true)));
+  alpha_lo = register_module("alpha_lo", torch::nn::Linear(torch::nn::LinearOptions(h, e).bias(true)));
+  alpha_hi = register_module("alpha_hi", torch::nn::Linear(torch::nn::LinearOptions(h, e).bias(true)));
+  decoder = register_module("decoder", torch::nn::Linear(torch::nn::LinearOptions(e, d).bias(true)));
+
+  torch::NoGradGuard no_grad;
+  const double std_dev = config.model.init_std;
+  for (auto* layer : {&gate, &alpha_hidden, &alpha_lo, &alpha_hi, &decoder}) {
+    (*layer)->weight.normal_(0.0, std_dev);
+    (*layer)->bias.zero_();
+  }
+  gate->bias.fill_(initial_gate_bias(cfg_, e, k_));
+}
+
+void DirmoeRouterImpl::set_step(int64_t step) { schedule_ = dirmoe_schedule(cfg_, step); }
+
+RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNoise& noise) {
+  TORCH_CHECK(x_TD.dim() == 2, "DirMoE router expects x of shape (T, D), got ", x_TD.sizes());
+  const int64_t e = n_experts_;
+  const double tau = schedule_.tau;
+  const double eps = cfg_.alpha_eps;
+  // The Dirichlet part runs in at least float32 (Gamma sampling and lgamma in bf16 are too coarse).
+  const auto param_dtype = gate->weight.scalar_type();
+  const torch::Tensor x = x_TD.to(param_dtype);
+
+  // heads (under bf16/fp16 autocast their outputs are brought back to float32)
+  auto wide = [](const torch::Tensor& t) {
+    return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf ? t.to(torch::kFloat32) : t;
+  };
+  const torch::Tensor logits_TE = wide(gate->forward(x));
+  const torch::Tensor hidden_TH = torch::silu(alpha_hidden->forward(x));
+  const torch::Tensor alpha_lo_TE = torch::softplus(wide(alpha_lo->forward(hidden_TH))) + (schedule_.a_lo + eps);
+  const torch::Tensor alpha_hi_TE = alpha_lo_TE + torch::softplus(wide(alpha_hi->forward(hidden_TH))) + eps;
+
+  // selection: Binary Concrete z̃ = σ((ℓ + g)/τ), g ~ Logistic(0, 1) in training
+  torch::Tensor scores_TE = logits_TE;
+  if (is_training()) {
+    torch::Tensor u_TE = noise.uniform_TE.defined() ? noise.uniform_TE.to(logits_TE.options())
+                                                    : torch::rand_like(logits_TE);
+    TORCH_CHECK(u_TE.sizes() == logits_TE.sizes(), "DirMoE: uniform noise has shape ", u_TE.sizes(),
+                ", expected ", logits_TE.sizes());
+    const double tiny = std::numeric_limits<float>::epsilon();
+    u_TE = u_TE.clamp(tiny, 1.0 - tiny);
+    scores_TE = logits_TE + (torch::log(u_TE) - torch::log1p(-u_TE));
+  }
+  const torch::Tensor z_soft_TE = torch::sigmoid(scores_TE / tau);
+
+  torch::Tensor mask_TE;
+  torch::Tensor z_TE;
+  torch::Tensor empty_T;
+  if (cfg_.selection == "hard") {
+    const torch::Tensor selected_TE = scores_TE > 0;
+    empty_T = selected_TE.logical_not().all(/*dim=*/1);
+    const torch::Tensor fallback_TE =
+        torch::zeros_like(selected_TE).scatter_(1, scores_TE.argmax(/*dim=*/1, /*keepdim=*/true), true);
+    mask_TE = selected_TE.logical_or(fallback_TE.logical_and(empty_T.unsqueeze(1)));
+    // straight-through: the forward sees the hard mask, the gradient flows through z̃
+    z_TE = mask_TE.to(z_soft_TE.scalar_type()) + (z_soft_TE - z_soft_TE.detach());
+  } else {
+    mask_TE = torch::ones_like(scores_TE, torch::kBool);
+    empty_T = torch::zeros({scores_TE.size(0)}, scores_TE.options().dtype(torch::kBool));
+    z_TE = z_soft_TE;
+  }
+
+  // contribution: θ ~ Dir(α^q), α^q = λ^q·(z̃·α_hi + (1−z̃)·α_lo)
+  const torch::Tensor alpha_q_TE = cfg_.lambda_q * (z_soft_TE * alpha_hi_TE + (1.0 - z_soft_TE) * alpha_lo_TE);
+  torch::Tensor theta_TE;
+  if (is_training()) {
+    theta_TE = dirichlet_reparam(alpha_q_TE, noise.gamma_TE);
+  } else {
+    theta_TE = alpha_q_TE / alpha_q_TE.sum(1, /*keepdim=*/true);
+  }
+  // NOTE: mixing θ with the uniform keeps the dispatched mass away from 0, where the renormalisation
+  // and its straight-through gradient (∝ θ_j/Σ_dispatched θ) overflow.
+  if (cfg_.theta_mix > 0) theta_TE = (1.0 - cfg_.theta_mix) * theta_TE + cfg_.theta_mix / static_cast<double>(e);
+  const torch::Tensor masked_TE = z_TE * theta_TE;
+  const torch::Tensor weights_TE = masked_TE / masked_TE.sum(1, /*keepdim=*/true);
+
+  RouterOutput out;
+  out.dispatch_mask_TE = mask_TE;
+  out.weights_TE = weights_TE;
+
+  // losses: per token, mean over tokens, scaled by their coefficients
+  const torch::Tensor recon_TD = decoder->forward(weights_TE);
+  out.aux_losses["dirmoe_recon"] =
+      (x.detach() - wide(recon_TD)).square().sum(1).mean() * (0.5 / cfg_.recon_variance);
+  const torch::Tensor alpha_p_TE = schedule_.lambda_p * (z_soft_TE * cfg_.a_hi + (1.0 - z_soft_TE) * schedule_.a_lo);
+  out.aux_losses["dirmoe_kl_dir"] = cfg_.beta_theta * dirichlet_kl(alpha_q_TE, alpha_p_TE).mean();
+  const torch::Tensor expected_active_T = z_soft_TE.sum(1);
+  out.aux_losses["dirmoe_sparsity"] =
+      cfg_.lambda_sparsity * (expected_active_T - static_cast<double>(k_)).square().mean();
+  if (cfg_.beta_z > 0) {
+    out.aux_losses["dirmoe_kl_bern"] = cfg_.beta_z * bernoulli_kl(logits_TE / tau, prior_pi_).sum(1).mean();
+  }
+
+  // metrics (detached, no host synchronisation)
+  torch::NoGradGuard no_grad;
+  out.metrics["active_experts"] = mask_TE.sum(1).to(torch::kFloat32).mean();
+  out.metrics["empty_selection"] = empty_T.sum().to(torch::kFloat32);
+  out.metrics["expected_active"] = expected_active_T.detach().mean();
+  out.metrics["tau"] = scalar_metric(tau);
+  out.metrics["a_lo"] = scalar_metric(schedule_.a_lo);
+  out.metrics["lambda_p"] = scalar_metric(schedule_.lambda_p);
+  return out;
+}
+
+namespace {
+const bool registered = register_router("dirmoe", [](const Config& config) -> std::shared_ptr<RouterImpl> {
+  return std::make_shared<DirmoeRouterImpl>(config);
+});
+}  // namespace
+
+}  // namespace dirmoe

@@ -1,0 +1,124 @@
+"""Independent reference of the DirMoE router (DESIGN.md "DirMoE"), written from the formulas.
+
+Inputs (float64 unless noted): x (T, D); the router parameters under their module names
+(gate.weight (E, D), gate.bias (E), alpha_hidden.weight (H, D), alpha_hidden.bias (H),
+alpha_lo.weight (E, H), alpha_lo.bias (E), alpha_hi.weight (E, H), alpha_hi.bias (E),
+decoder.weight (D, E), decoder.bias (D)); uniform (T, E) in (0, 1); probe (T, E), a cotangent
+for the routing weights; 0-dim scalars tau, lambda_q, lambda_p, a_hi, a_lo, k, beta_theta,
+lambda_s, beta_z, pi, sigma2, eps, theta_mix (theta <- (1-mix)*theta + mix/E
+before the renormalisation), hard (1: straight-through dispatch of z>0.5, 0: soft),
+training (1: noise and Gamma draws, 0: eval), seed (Gamma draws).
+
+The Gamma step draws gamma ~ Gamma(alpha_q, 1) here (returned as "gamma" so that the C++ side
+can reuse the same draws) and differentiates it with torch._standard_gamma_grad, the implicit
+derivative -(dF/dalpha)/(dF/dx) of the Gamma CDF. That function is an approximation (relative
+error up to ~4e-4), so the C++ side is compared with it exactly here; the exactness of the
+implicit derivative itself is checked separately against gamma_implicit_grad_reference.py.
+
+Outputs: mask, weights, recon, kl_dir, sparsity, kl_bern, alpha_q, gamma, total, and grad.<name>
+for x and every parameter, where total = recon + kl_dir + sparsity + kl_bern + sum(probe*weights).
+"""
+import torch
+import torch.nn.functional as F
+
+from exchange import load_inputs, save_outputs
+
+
+class GammaWithDraws(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, alpha, draws):
+        ctx.save_for_backward(alpha, draws)
+        return draws.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        alpha, draws = ctx.saved_tensors
+        return grad * torch._standard_gamma_grad(alpha, draws), None
+
+
+def scalar(inputs, name):
+    return float(inputs[name].item())
+
+
+def main():
+    inputs = load_inputs()
+    names = ["gate.weight", "gate.bias", "alpha_hidden.weight", "alpha_hidden.bias", "alpha_lo.weight",
+             "alpha_lo.bias", "alpha_hi.weight", "alpha_hi.bias", "decoder.weight", "decoder.bias"]
+    p = {n: inputs[n].clone().requires_grad_(True) for n in names}
+    x = inputs["x"].clone().requires_grad_(True)
+    u = inputs["uniform"]
+    probe = inputs["probe"]
+    tau, lambda_q, lambda_p = scalar(inputs, "tau"), scalar(inputs, "lambda_q"), scalar(inputs, "lambda_p")
+    a_hi, a_lo, k = scalar(inputs, "a_hi"), scalar(inputs, "a_lo"), scalar(inputs, "k")
+    beta_theta, lambda_s, beta_z = scalar(inputs, "beta_theta"), scalar(inputs, "lambda_s"), scalar(inputs, "beta_z")
+    pi, sigma2, eps = scalar(inputs, "pi"), scalar(inputs, "sigma2"), scalar(inputs, "eps")
+    theta_mix = scalar(inputs, "theta_mix")
+    hard, training = bool(scalar(inputs, "hard")), bool(scalar(inputs, "training"))
+    seed = int(scalar(inputs, "seed"))
+    T, E = u.shape
+
+    # heads
+    logits = x @ p["gate.weight"].T + p["gate.bias"]
+    hidden = F.silu(x @ p["alpha_hidden.weight"].T + p["alpha_hidden.bias"])
+    alpha_lo = a_lo + F.softplus(hidden @ p["alpha_lo.weight"].T + p["alpha_lo.bias"]) + eps
+    alpha_hi = alpha_lo + F.softplus(hidden @ p["alpha_hi.weight"].T + p["alpha_hi.bias"]) + eps
+
+    # selection: Binary Concrete with Logistic noise
+    g = torch.log(u) - torch.log(1 - u) if training else torch.zeros_like(u)
+    s = logits + g
+    z_soft = torch.sigmoid(s / tau)
+    if hard:
+        selected = s > 0
+        empty = ~selected.any(dim=1)
+        fallback = F.one_hot(s.argmax(dim=1), E).bool()
+        mask = selected | (empty[:, None] & fallback)
+        z = mask.double() + z_soft - z_soft.detach()
+    else:
+        mask = torch.ones(T, E, dtype=torch.bool)
+        z = z_soft
+
+    # contribution
+    alpha_q = lambda_q * (z_soft * alpha_hi + (1 - z_soft) * alpha_lo)
+    if training:
+        gen = torch.Generator().manual_seed(seed)
+        draws = torch._standard_gamma(alpha_q.detach(), generator=gen)
+        gamma = GammaWithDraws.apply(alpha_q, draws)
+        theta = gamma / gamma.sum(dim=1, keepdim=True)
+    else:
+        draws = torch.zeros_like(alpha_q)
+        theta = alpha_q / alpha_q.sum(dim=1, keepdim=True)
+    theta = (1 - theta_mix) * theta + theta_mix / E
+    zt = z * theta
+    weights = zt / zt.sum(dim=1, keepdim=True)
+
+    # losses (per token, then mean over tokens)
+    recon_x = weights @ p["decoder.weight"].T + p["decoder.bias"]
+    recon = ((x.detach() - recon_x) ** 2).sum(dim=1) / (2 * sigma2)
+    alpha_p = lambda_p * (z_soft * a_hi + (1 - z_soft) * a_lo)
+    q0, p0 = alpha_q.sum(dim=1), alpha_p.sum(dim=1)
+    kl_dir = (torch.lgamma(q0) - torch.lgamma(alpha_q).sum(dim=1) - torch.lgamma(p0) + torch.lgamma(alpha_p).sum(dim=1)
+              + ((alpha_q - alpha_p) * (torch.digamma(alpha_q) - torch.digamma(q0)[:, None])).sum(dim=1))
+    sparsity = (z_soft.sum(dim=1) - k) ** 2
+    q = torch.sigmoid(logits / tau)
+    kl_bern = (q * torch.log(q / pi) + (1 - q) * torch.log((1 - q) / (1 - pi))).sum(dim=1)
+
+    losses = {
+        "recon": recon.mean(),
+        "kl_dir": beta_theta * kl_dir.mean(),
+        "sparsity": lambda_s * sparsity.mean(),
+        "kl_bern": beta_z * kl_bern.mean(),
+    }
+    total = sum(losses.values()) + (probe * weights).sum()
+    total.backward()
+
+    n_empty = empty.sum().double() if hard else torch.zeros((), dtype=torch.float64)
+    out = {"mask": mask, "weights": weights, "alpha_q": alpha_q, "gamma": draws, "total": total, "empty": n_empty,
+           "expected_active": z_soft.sum(dim=1).mean(), "grad.x": x.grad}
+    out.update(losses)
+    for n in names:
+        out["grad." + n] = p[n].grad
+    save_outputs(out)
+
+
+if __name__ == "__main__":
+    main()
