@@ -64,7 +64,8 @@ grep -q "empty skipped 1; documents with invalid UTF-8 1 (3 sequences replaced)"
 
 # Corrupted shards: a flipped byte (verify) and a truncated file (any open).
 cp -r "$OUT" "$TMP/corrupt"
-printf '\x5a' | dd of="$TMP/corrupt/train.bin" bs=1 seek=20 conv=notrunc status=none
+"${DIRMOE_PYTHON:-python3}" -c "
+import sys; p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[20] ^= 0x5a; open(p, 'wb').write(bytes(b))" "$TMP/corrupt/train.bin"
 expect_fail "flipped byte" "train.bin: sha256" "$BIN" verify "$TMP/corrupt"
 truncate -s -2 "$TMP/corrupt/validation.bin"
 expect_fail "truncated shard" "validation.bin:" "$BIN" verify "$TMP/corrupt"

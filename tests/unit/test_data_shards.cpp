@@ -101,8 +101,10 @@ TEST_CASE("a shard whose size or hash disagrees with the manifest is refused", "
   // Same size, one byte flipped: the open succeeds (sizes only), verify() names the file.
   {
     std::fstream f(bin, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(10);
+    const char c = static_cast<char>(f.get());
     f.seekp(10);
-    f.put('\x5a');
+    f.put(static_cast<char>(c ^ 0x5a));
   }
   ShardDataset flipped(dir.string());
   REQUIRE_THROWS_AS(flipped.verify(), dirmoe::DataError);

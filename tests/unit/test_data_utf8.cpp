@@ -21,7 +21,7 @@ TEST_CASE("ill-formed sequences are replaced and counted", "[data][utf8]") {
       {"a\xc0\xafz", "a" + R + R + "z", 2},           // overlong '/' (C0 is never valid)
       {"x\xed\xa0\x80y", "x" + R + R + R + "y", 3},   // surrogate U+D800: ED then two stray bytes
       {"\xe6\x97", R, 1},                             // truncated 3-byte sequence: one maximal subpart
-      {"a\x00b", "a" + R + "b", 1},                   // NUL
+      {std::string("a\0b", 3), "a" + R + "b", 1},      // NUL
       {"\xf4\x90\x80\x80", R + R + R + R, 4},         // > U+10FFFF
       {"\x80\x80", R + R, 2},                         // stray continuation bytes
   };

@@ -114,23 +114,31 @@ struct ByteReader::Impl {
     ZSTD_outBuffer out{dst, n, 0};
     while (out.pos < out.size && !stream_done) {
       if (in_pos >= in_len && !refill()) {
-        // NOTE: the decoder may still hold output of a finished frame; flush it before ending.
-        ZSTD_inBuffer empty{nullptr, 0, 0};
-        const size_t rc = ZSTD_decompressStream(zstd, &out, &empty);
-        if (ZSTD_isError(rc)) throw IoError(fmt::format("{}: corrupt zstd data ({})", path, ZSTD_getErrorName(rc)));
-        if (out.pos < out.size) {
-          if (rc != 0) throw IoError(fmt::format("{}: truncated zstd stream", path));
+        // End of input: a finished frame (last return 0) ends the stream; otherwise the decoder
+        // may still hold output to flush, and if it has none the stream was cut short.
+        if (zstd_last_rc == 0) {
           stream_done = true;
+          break;
         }
-        break;
+        const size_t before = out.pos;
+        ZSTD_inBuffer empty{nullptr, 0, 0};
+        zstd_last_rc = ZSTD_decompressStream(zstd, &out, &empty);
+        if (ZSTD_isError(zstd_last_rc)) {
+          throw IoError(fmt::format("{}: corrupt zstd data ({})", path, ZSTD_getErrorName(zstd_last_rc)));
+        }
+        if (out.pos == before && zstd_last_rc != 0) throw IoError(fmt::format("{}: truncated zstd stream", path));
+        continue;
       }
       ZSTD_inBuffer inb{in.data(), in_len, in_pos};
-      const size_t rc = ZSTD_decompressStream(zstd, &out, &inb);
+      zstd_last_rc = ZSTD_decompressStream(zstd, &out, &inb);
       in_pos = inb.pos;
-      if (ZSTD_isError(rc)) throw IoError(fmt::format("{}: corrupt zstd data ({})", path, ZSTD_getErrorName(rc)));
+      if (ZSTD_isError(zstd_last_rc)) {
+        throw IoError(fmt::format("{}: corrupt zstd data ({})", path, ZSTD_getErrorName(zstd_last_rc)));
+      }
     }
     return out.pos;
   }
+  size_t zstd_last_rc = 1;  // last ZSTD_decompressStream result; 0 = a frame just ended
 };
 
 ByteReader::ByteReader(const fs::path& path) : impl_(std::make_unique<Impl>()) {

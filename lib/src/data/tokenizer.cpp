@@ -82,7 +82,6 @@ void train_tokenizer(const std::vector<std::string>& samples, const std::string&
   std::unordered_map<std::string, std::string> args = {
       {"model_type", "bpe"},
       {"vocab_size", std::to_string(options.vocab_size)},
-      {"model_prefix", model_path + ".training"},
       {"character_coverage", fmt::format("{}", options.character_coverage)},
       {"byte_fallback", "true"},
       {"normalization_rule_name", "identity"},
