@@ -9,7 +9,7 @@ build_pkgs=(build-essential cmake ninja-build ccache pkg-config git
             libcli11-dev nlohmann-json3-dev libfmt-dev libhdf5-dev catch2
             libsentencepiece-dev zlib1g-dev libzstd-dev python3-venv)
 # Text the default corpus is assembled from (see lib/src/data/default_corpus.cpp).
-corpus_pkgs=(python3-doc linux-doc dict-gcide fortunes wordnet-base bible-kjv-text)
+corpus_pkgs=(python3-doc linux-doc dict-gcide fortunes wordnet-base)
 
 missing=()
 for p in "${build_pkgs[@]}" "${corpus_pkgs[@]}"; do
