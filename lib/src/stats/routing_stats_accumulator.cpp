@@ -42,14 +42,16 @@ void RoutingStatsAccumulator::allocate(const torch::Device& device) {
     l.trace_mask_NE.clear();
     l.trace_weights_NE.clear();
   }
-  trace_tokens_.clear();
-  trace_domains_.clear();
-  traced_tokens_ = 0;
   allocated_ = true;
 }
 
 void RoutingStatsAccumulator::reset() {
   if (allocated_) allocate(device_);
+  // The forward in progress (if any) is not traced any further: its rows were dropped above.
+  trace_tokens_.clear();
+  trace_domains_.clear();
+  trace_index_N_ = torch::Tensor();
+  traced_tokens_ = 0;
 }
 
 void RoutingStatsAccumulator::set_domains(const torch::Tensor& domain_ids_T, const torch::Tensor& token_ids_T) {

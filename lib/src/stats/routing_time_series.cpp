@@ -15,6 +15,7 @@ namespace dirmoe {
 
 struct RoutingTimeSeriesWriter::State {
   H5::H5File file;
+  H5::Attribute committed_rows;  // /train attr "rows"
   H5::DataSet step;
   H5::DataSet n_tokens;
   std::vector<H5::DataSet> load, active, simpson;
@@ -68,6 +69,12 @@ RoutingTimeSeriesWriter::RoutingTimeSeriesWriter(const std::filesystem::path& pa
     h5::write_attr(f, "n_experts", n_experts);
     for (const auto& [key, value] : attrs) h5::write_attr(f, key, value);
     H5::Group train = f.createGroup("train");
+    {
+      H5::DataSpace scalar;
+      const int64_t zero = 0;
+      state_->committed_rows = train.createAttribute("rows", H5::PredType::NATIVE_INT64, scalar);
+      state_->committed_rows.write(H5::PredType::NATIVE_INT64, &zero);
+    }
     state_->step = extendible(train, "step", H5::PredType::NATIVE_INT64, 0);
     state_->n_tokens = extendible(train, "n_tokens", H5::PredType::NATIVE_INT64, 0);
     for (int64_t i = 0; i < n_layers; ++i) {
@@ -112,6 +119,12 @@ void RoutingTimeSeriesWriter::append(int64_t step, const RoutingStatsSnapshot& s
       append_row<double>(st.active[i], row, {stats::mean_active_experts(l.active_experts_hist)});
       append_row<double>(st.simpson[i], row, {l.token_simpson_mean()});
     }
+    // NOTE: two flushes. HDF5 may write metadata to disk at any moment, so after a kill the
+    // datasets can be longer than the rows fully on disk. Rows are committed by the "rows"
+    // attribute, raised only once the data of that row has been flushed.
+    st.file.flush(H5F_SCOPE_GLOBAL);
+    const int64_t committed = static_cast<int64_t>(row + 1);
+    st.committed_rows.write(H5::PredType::NATIVE_INT64, &committed);
     st.file.flush(H5F_SCOPE_GLOBAL);
     st.rows = row + 1;
   } catch (const H5::Exception& e) {
@@ -124,6 +137,7 @@ void RoutingTimeSeriesWriter::close() {
   auto state = std::move(state_);
   try {
     state->file.flush(H5F_SCOPE_GLOBAL);
+    state->committed_rows.close();
     state->file.close();
   } catch (const H5::Exception& e) {
     throw IoError(fmt::format("{}: closing failed: {}", path_.string(), e.getDetailMsg()));

@@ -2,6 +2,7 @@
 // routing_train.h5: the routing time series written during training (DESIGN.md "/train/...").
 //
 //   /                          attrs format_version, n_layers, n_experts, plus the caller's attrs
+//   /train                     attr rows: rows fully written (readers use the first `rows` rows)
 //   /train/step                (N)     int64
 //   /train/n_tokens            (N)     int64  tokens recorded per layer in each window
 //   /train/layer_XX/load       (N, E)  float64  fraction of the window's tokens dispatched to each
@@ -9,9 +10,10 @@
 //   /train/layer_XX/active_experts (N) float64  E[k]: mean dispatched experts per token
 //   /train/layer_XX/token_simpson  (N) float64  mean Σ_e r_e² per token
 //
-// Datasets are chunked and extendible along N. Each append() ends with H5Fflush, and the file uses
-// the earliest on-disk format (no SWMR consistency flags), so a run killed at any point leaves a
-// file that h5py opens, holding every window appended before the last flush.
+// Datasets are chunked and extendible along N. Each append() flushes the data, then raises the
+// /train "rows" attribute and flushes again; the file uses the earliest on-disk format (no SWMR
+// consistency flags). A run killed at any point leaves a file that h5py opens, whose first `rows`
+// rows are complete; datasets may hold one more, partially written row beyond them.
 #include <cstdint>
 #include <filesystem>
 #include <map>
