@@ -90,6 +90,12 @@ TEST_CASE("foreign, truncated, corrupt and newer checkpoints are refused", "[tra
   CHECK_THAT(message_of([&] { dirmoe::read_checkpoint_file(dir / "newer.ckpt"); }), Catch::Contains("format version"));
 
   CHECK_THAT(message_of([&] { dirmoe::read_checkpoint_file(dir / "missing.ckpt"); }), Catch::Contains("missing.ckpt"));
+  // load_checkpoint (what eval and analyze call) refuses the same files before building a model.
+  CHECK_THAT(message_of([&] { dirmoe::load_checkpoint(dir / "flip.ckpt"); }), Catch::Contains("CRC-32 mismatch"));
+  CHECK_THAT(message_of([&] { dirmoe::load_checkpoint(dir / "foreign.pt"); }), Catch::Contains("not a dirmoe checkpoint"));
+  CHECK_THAT(message_of([&] { dirmoe::load_checkpoint(good); }), Catch::Contains("lacks the config"));
+  fs::create_directories(dir / "empty_run");
+  CHECK_THAT(message_of([&] { dirmoe::load_checkpoint(dir / "empty_run"); }), Catch::Contains("no checkpoint found"));
   fs::remove_all(dir);
 }
 

@@ -10,6 +10,7 @@
 
 #include "dirmoe/core/atomic_file.h"
 #include "dirmoe/core/error.h"
+#include "dirmoe/train/training_state.h"
 
 namespace dirmoe {
 namespace {
@@ -151,6 +152,25 @@ std::filesystem::path resolve_checkpoint_path(const std::filesystem::path& path)
   }
   throw IoError(fmt::format("{}: no checkpoint found (expected checkpoints/best.ckpt or checkpoints/step_*.ckpt)",
                             path.string()));
+}
+
+LoadedCheckpoint load_checkpoint(const std::filesystem::path& path, const torch::Device& device) {
+  const std::filesystem::path file_path = resolve_checkpoint_path(path);
+  CheckpointFile file = read_checkpoint_file(file_path);
+  if (!file.meta.is_object() || !file.meta.contains("config") || !file.meta.contains("step")) {
+    throw IoError(fmt::format("{}: checkpoint metadata lacks the config or the step; not written by dirmoe-train",
+                              file_path.string()));
+  }
+  LoadedCheckpoint out;
+  out.config = config_from_json(file.meta.at("config"), file_path.string() + " (stored config)");
+  out.step = file.meta.at("step").get<int64_t>();
+  out.model = Decoder(out.config);
+  load_model_payload(*out.model, file.payload, file_path.string());
+  out.model->to(device);
+  out.model->eval();
+  file.meta.erase("ranks");  // RNG and sampler states: of use to --resume only
+  out.meta = std::move(file.meta);
+  return out;
 }
 
 }  // namespace dirmoe

@@ -488,7 +488,7 @@ TrainResult Trainer::run() {
 
     // ---- log step: the one place the host waits for the device ----------------------------
     if (s.dist->active()) {
-      torch::Tensor flag = torch::full({1}, (s.io.stop_requested != nullptr && s.io.stop_requested->load()) ? 1.0f : 0.0f);
+      torch::Tensor flag = torch::full({1}, (s.io.stop_requested != nullptr && s.io.stop_requested->load()) ? 1.0f : 0.0f, fopts);
       s.dist->max_(flag);
       if (flag.item<float>() > 0) stopping = true;
     }
