@@ -1,0 +1,244 @@
+#include "dirmoe/train/distributed.h"
+
+// NOTE: the torch wheel ships ProcessGroupGloo.hpp but not the Gloo headers it includes; Debian's
+// libgloo-dev provides them (declarations only: we never link Debian's libgloo, every symbol we
+// call is exported by libtorch_cpu). USE_C10D_GLOO unlocks the header's contents.
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO
+#endif
+// NCCL: TorchConfig defines USE_C10D_NCCL for a CUDA wheel; the header also needs <nccl.h>.
+#if defined(USE_C10D_NCCL) && __has_include(<nccl.h>) && __has_include(<cuda_runtime_api.h>)
+#define DIRMOE_HAVE_NCCL 1
+#endif
+
+#include <cstdlib>
+#include <map>
+
+#include <fmt/format.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef DIRMOE_HAVE_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#include <torch/torch.h>
+
+#include "dirmoe/core/error.h"
+
+namespace dirmoe {
+
+struct DistributedContext::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> backend;
+  std::string name = "none";
+};
+
+namespace {
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return (v != nullptr && *v != '\0') ? std::string(v) : fallback;
+}
+
+int64_t env_int(const char* name, int64_t fallback) {
+  const std::string v = env_or(name, "");
+  if (v.empty()) return fallback;
+  try {
+    size_t used = 0;
+    const int64_t x = std::stoll(v, &used);
+    if (used != v.size()) throw std::invalid_argument(v);
+    return x;
+  } catch (const std::exception&) {
+    throw Error(fmt::format("environment variable {}='{}' is not an integer", name, v));
+  }
+}
+
+}  // namespace
+
+DistributedContext::DistributedContext() : impl_(std::make_unique<Impl>()) {}
+DistributedContext::~DistributedContext() = default;
+
+std::string DistributedContext::backend_name() const { return impl_->name; }
+
+std::unique_ptr<DistributedContext> DistributedContext::from_environment(const torch::Device& device) {
+  auto ctx = std::make_unique<DistributedContext>();
+  const int64_t world = env_int("WORLD_SIZE", 1);
+  if (world <= 1) return ctx;
+  const int64_t rank = env_int("RANK", -1);
+  if (rank < 0 || rank >= world) {
+    throw Error(fmt::format("WORLD_SIZE={} but RANK is missing or out of range; start several processes with "
+                            "`torchrun --no-python --nproc-per-node N dirmoe-train ...`",
+                            world));
+  }
+  const std::string addr = env_or("MASTER_ADDR", "");
+  const int64_t port = env_int("MASTER_PORT", -1);
+  if (addr.empty() || port <= 0 || port > 65535) {
+    throw Error("WORLD_SIZE > 1 needs MASTER_ADDR and MASTER_PORT (torchrun sets them)");
+  }
+  ctx->rank_ = rank;
+  ctx->world_size_ = world;
+  ctx->local_rank_ = env_int("LOCAL_RANK", rank);
+
+  // torchrun's agent hosts the store itself when TORCHELASTIC_USE_AGENT_STORE is true; every
+  // worker is then a client. Otherwise rank 0 hosts it.
+  const bool agent_store = env_or("TORCHELASTIC_USE_AGENT_STORE", "") == "True";
+  c10d::TCPStoreOptions options;
+  options.port = static_cast<uint16_t>(port);
+  options.isServer = !agent_store && rank == 0;
+  options.numWorkers = agent_store ? std::nullopt : std::optional<size_t>(static_cast<size_t>(world));
+  options.waitWorkers = !agent_store;
+  options.timeout = std::chrono::minutes(10);
+  auto tcp = c10::make_intrusive<c10d::TCPStore>(addr, options);
+  const std::string attempt = env_or("TORCHELASTIC_RESTART_COUNT", "0");
+  ctx->impl_->store = c10::make_intrusive<c10d::PrefixStore>("dirmoe/attempt_" + attempt, tcp);
+
+  if (device.is_cuda()) {
+#ifdef DIRMOE_HAVE_NCCL
+    auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+    ctx->impl_->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(ctx->impl_->store, static_cast<int>(rank),
+                                                                       static_cast<int>(world), nccl_options);
+    ctx->impl_->name = "nccl";
+#else
+    throw Error(
+        "multi-process training on CUDA needs ProcessGroupNCCL, but this build did not find <nccl.h> and "
+        "<cuda_runtime_api.h> (add the nvidia-nccl and CUDA include directories to the compiler's search path "
+        "and rebuild), or set train.device=cpu to use Gloo");
+#endif
+  } else {
+    auto gloo_options = c10d::ProcessGroupGloo::Options::create(std::chrono::minutes(30));
+    gloo_options->devices.push_back(
+        c10d::ProcessGroupGloo::createDeviceForHostname(addr == "localhost" ? "127.0.0.1" : addr));
+    ctx->impl_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(ctx->impl_->store, static_cast<int>(rank),
+                                                                       static_cast<int>(world), gloo_options);
+    ctx->impl_->name = "gloo";
+  }
+  return ctx;
+}
+
+void DistributedContext::broadcast_module(torch::nn::Module& module) {
+  if (!active()) return;
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> tensors;
+  for (auto& p : module.parameters()) tensors.push_back(p);
+  for (auto& b : module.buffers()) tensors.push_back(b);
+  for (auto& t : tensors) {
+    std::vector<torch::Tensor> one{t.data()};
+    impl_->backend->broadcast(one, c10d::BroadcastOptions{})->wait();
+  }
+}
+
+void DistributedContext::broadcast_buffers(torch::nn::Module& module) {
+  if (!active()) return;
+  torch::NoGradGuard no_grad;
+  // One flat broadcast per (device, dtype) instead of one per buffer: this runs every step.
+  std::map<std::string, std::vector<torch::Tensor>> groups;
+  for (auto& b : module.buffers()) {
+    if (b.numel() == 0) continue;
+    groups[b.device().str() + "/" + std::string(c10::toString(b.scalar_type()))].push_back(b);
+  }
+  for (auto& [key, buffers] : groups) {
+    std::vector<torch::Tensor> parts;
+    for (auto& b : buffers) parts.push_back(b.reshape({-1}));
+    std::vector<torch::Tensor> one{torch::cat(parts)};
+    impl_->backend->broadcast(one, c10d::BroadcastOptions{})->wait();
+    int64_t offset = 0;
+    for (auto& b : buffers) {
+      b.copy_(one[0].narrow(0, offset, b.numel()).view_as(b));
+      offset += b.numel();
+    }
+  }
+}
+
+void DistributedContext::average_gradients(const std::vector<torch::Tensor>& parameters, int64_t bucket_bytes) {
+  if (!active()) return;
+  torch::NoGradGuard no_grad;
+  // Group gradients by (device, dtype), then cut each group into buckets of ≤ bucket_bytes.
+  std::map<std::string, std::vector<torch::Tensor>> groups;
+  for (const auto& p : parameters) {
+    if (!p.grad().defined()) continue;
+    const auto& g = p.grad();
+    groups[g.device().str() + "/" + std::string(c10::toString(g.scalar_type()))].push_back(g);
+  }
+  struct Bucket {
+    std::vector<torch::Tensor> grads;
+    torch::Tensor flat;
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  std::vector<Bucket> buckets;
+  for (auto& [key, grads] : groups) {
+    Bucket current;
+    int64_t bytes = 0;
+    for (auto& g : grads) {
+      const int64_t nbytes = g.numel() * static_cast<int64_t>(g.element_size());
+      if (!current.grads.empty() && bytes + nbytes > bucket_bytes) {
+        buckets.push_back(std::move(current));
+        current = Bucket{};
+        bytes = 0;
+      }
+      current.grads.push_back(g);
+      bytes += nbytes;
+    }
+    if (!current.grads.empty()) buckets.push_back(std::move(current));
+  }
+  for (auto& bucket : buckets) {
+    std::vector<torch::Tensor> flat_parts;
+    for (auto& g : bucket.grads) flat_parts.push_back(g.reshape({-1}));
+    bucket.flat = torch::cat(flat_parts);
+    std::vector<torch::Tensor> one{bucket.flat};
+    c10d::AllreduceOptions opts;
+    opts.reduceOp = c10d::ReduceOp::SUM;
+    bucket.work = impl_->backend->allreduce(one, opts);
+  }
+  const double inv_world = 1.0 / static_cast<double>(world_size_);
+  for (auto& bucket : buckets) {
+    bucket.work->wait();
+    bucket.flat.mul_(inv_world);
+    int64_t offset = 0;
+    for (auto& g : bucket.grads) {
+      const int64_t n = g.numel();
+      g.copy_(bucket.flat.narrow(0, offset, n).view_as(g));
+      offset += n;
+    }
+  }
+}
+
+void DistributedContext::average_(torch::Tensor& values) {
+  if (!active()) return;
+  std::vector<torch::Tensor> one{values};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::SUM;
+  impl_->backend->allreduce(one, opts)->wait();
+  values.div_(static_cast<double>(world_size_));
+}
+
+void DistributedContext::max_(torch::Tensor& values) {
+  if (!active()) return;
+  std::vector<torch::Tensor> one{values};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::MAX;
+  impl_->backend->allreduce(one, opts)->wait();
+}
+
+std::vector<std::string> DistributedContext::gather_to_main(const std::string& mine, const std::string& tag) {
+  if (!active()) return {mine};
+  const std::string key = "gather/" + tag + "/";
+  impl_->store->set(key + std::to_string(rank_), std::vector<uint8_t>(mine.begin(), mine.end()));
+  std::vector<std::string> out;
+  if (is_main()) {
+    for (int64_t r = 0; r < world_size_; ++r) {
+      const auto bytes = impl_->store->get(key + std::to_string(r));
+      out.emplace_back(bytes.begin(), bytes.end());
+    }
+  }
+  barrier();
+  return out;
+}
+
+void DistributedContext::barrier() {
+  if (!active()) return;
+  // A tiny all-reduce is a barrier every backend implements the same way.
+  torch::Tensor t = torch::zeros({1}, impl_->name == "nccl" ? torch::Device(torch::kCUDA, local_rank_) : torch::Device(torch::kCPU));
+  max_(t);
+}
+
+}  // namespace dirmoe

@@ -1,0 +1,688 @@
+#include "dirmoe/train/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <sstream>
+#include <thread>
+
+#include <ATen/autocast_mode.h>
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "dirmoe/core/atomic_file.h"
+#include "dirmoe/core/build_info.h"
+#include "dirmoe/train/checkpoint.h"
+#include "dirmoe/train/lr_schedule.h"
+#include "dirmoe/train/optimizer.h"
+#include "dirmoe/train/parity.h"
+#include "dirmoe/train/training_progress.h"
+#include "dirmoe/train/training_state.h"
+
+namespace dirmoe {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+/// bf16 autocast on CUDA for the scope; parameters (the optimiser's master weights) stay fp32.
+class AutocastScope {
+ public:
+  explicit AutocastScope(bool on) : on_(on) {
+    if (!on_) return;
+    prev_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    prev_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::increment_nesting();
+  }
+  ~AutocastScope() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(at::kCUDA, prev_enabled_);
+    at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype_);
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool on_;
+  bool prev_enabled_ = false;
+  at::ScalarType prev_dtype_ = at::kBFloat16;
+};
+
+bool is_every(int64_t step, int64_t every) { return every > 0 && step % every == 0; }
+
+double json_number(const nlohmann::json& j, const char* key, double fallback) {
+  if (!j.contains(key) || j.at(key).is_null()) return fallback;
+  return j.at(key).get<double>();
+}
+
+nlohmann::json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+}  // namespace
+
+torch::Device resolve_train_device(const TrainConfig& train, int64_t local_rank) {
+  if (train.device == "cpu") return torch::kCPU;
+  if (train.device == "auto") {
+    if (torch::cuda::is_available()) {
+      return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % torch::cuda::device_count()));
+    }
+    return torch::kCPU;
+  }
+  if (train.device.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available()) {
+      throw ConfigError(fmt::format("train.device = \"{}\" but CUDA is not available here; set train.device=cpu or auto",
+                                    train.device));
+    }
+    if (train.device == "cuda") {
+      return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % torch::cuda::device_count()));
+    }
+    return torch::Device(train.device);
+  }
+  throw ConfigError(fmt::format("train.device = \"{}\": expected auto, cpu, cuda or cuda:N", train.device));
+}
+
+bool use_bf16_autocast(const TrainConfig& train, const torch::Device& device) {
+  if (train.precision == "fp32") return false;
+  if (train.precision == "bf16") {
+    if (!device.is_cuda()) throw ConfigError("train.precision = \"bf16\" needs a CUDA device; use fp32 or auto on CPU");
+    return true;
+  }
+  return device.is_cuda();  // "auto"
+}
+
+struct Trainer::State {
+  Config config;
+  std::shared_ptr<TrainableModel> model;
+  std::unique_ptr<BatchSource> source;
+  std::vector<torch::Tensor> val_batches;
+  TrainerIo io;
+  std::unique_ptr<DistributedContext> own_dist;
+  DistributedContext* dist = nullptr;
+  torch::Device device = torch::kCPU;
+  bool bf16 = false;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<torch::Tensor> params;
+  int64_t n_layers = 0;
+
+  int64_t step = 0;    // completed optimiser steps
+  int64_t tokens = 0;  // tokens trained on, all ranks
+  double best_val = std::numeric_limits<double>::infinity();
+  int64_t best_step = -1;
+  double last_val = std::numeric_limits<double>::quiet_NaN();
+  ParityTracker parity;
+  double train_seconds = 0;  // wall time inside training steps (excludes eval and checkpoints)
+  double total_flops = 0;    // Σ over log windows of FLOPs/token × tokens
+  bool flops_known = true;
+
+  // Non-finite detection, accumulated on the device (terms: lm_loss, aux/<name>..., grad_norm).
+  std::vector<std::string> term_names;
+  torch::Tensor nonfinite_N;       // (N) bool
+  torch::Tensor first_bad_step_N;  // (N) int64, -1 while finite
+
+  std::filesystem::path ckpt_dir;
+  std::filesystem::path last_ckpt;
+  std::ostream* log = &std::cerr;
+  std::unique_ptr<TrainingProgress> progress;
+
+  bool main() const { return dist->is_main(); }
+  void say(const std::string& text) {
+    if (main()) progress->message(text);
+  }
+};
+
+Trainer::Trainer(Config config, std::shared_ptr<TrainableModel> model, std::unique_ptr<BatchSource> train_batches,
+                 std::vector<torch::Tensor> validation_batches, TrainerIo io)
+    : s_(std::make_unique<State>()) {
+  State& s = *s_;
+  s.config = std::move(config);
+  s.model = std::move(model);
+  s.source = std::move(train_batches);
+  s.val_batches = std::move(validation_batches);
+  s.io = std::move(io);
+  if (s.io.log != nullptr) s.log = s.io.log;
+  s.progress = std::make_unique<TrainingProgress>(*s.log, s.io.log_is_tty);
+  if (s.io.dist == nullptr) {
+    s.own_dist = std::make_unique<DistributedContext>();
+    s.dist = s.own_dist.get();
+  } else {
+    s.dist = s.io.dist;
+  }
+  const TrainConfig& train = s.config.train;
+  TORCH_CHECK(s.model && s.source, "Trainer needs a model and a batch source");
+
+  // Threads: train.threads, else the cores shared evenly by the processes on this node.
+  int64_t threads = train.threads;
+  if (threads <= 0) {
+    const char* local_world = std::getenv("LOCAL_WORLD_SIZE");
+    const int64_t procs = std::max<int64_t>(1, local_world ? std::atoll(local_world) : 1);
+    threads = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()) / procs);
+  }
+  at::set_num_threads(static_cast<int>(threads));
+
+  s.device = resolve_train_device(train, s.dist->local_rank());
+  s.bf16 = use_bf16_autocast(train, s.device);
+  s.n_layers = s.config.model.n_layers;
+  s.parity = ParityTracker(s.n_layers, static_cast<double>(s.config.model.n_experts_active), train.parity_tolerance);
+
+  torch::nn::Module& module = s.model->module();
+  module.to(s.device);
+  module.train();
+  s.dist->broadcast_module(module);
+  s.optimizer = make_optimizer(module, train);
+  for (auto& p : module.parameters()) {
+    if (p.requires_grad()) s.params.push_back(p);
+  }
+  // NOTE: the model was initialised from train.seed (identically on every rank, and broadcast
+  // anyway); from here each rank draws its own router noise from seed + rank offset.
+  torch::manual_seed(train.seed + 1000003ULL * static_cast<uint64_t>(s.dist->rank()));
+
+  s.ckpt_dir = s.io.out_dir / "checkpoints";
+  if (s.main()) ensure_directory(s.ckpt_dir);
+
+  if (s.io.resume) {
+    const auto candidates = list_step_checkpoints(s.ckpt_dir);
+    bool loaded = false;
+    for (auto it = candidates.rbegin(); it != candidates.rend() && !loaded; ++it) {
+      CheckpointFile file;
+      try {
+        file = read_checkpoint_file(*it);
+      } catch (const IoError& e) {
+        s.say(fmt::format("warning: skipping checkpoint: {}", e.what()));
+        continue;
+      }
+      const nlohmann::json& meta = file.meta;
+      const nlohmann::json now = config_to_json(s.config);
+      for (const char* section : {"model", "router"}) {
+        if (meta.at("config").at(section) != now.at(section)) {
+          throw ConfigError(fmt::format("{}: --resume with a different '{}' config than the checkpoint's; resume "
+                                        "with the run's own config.json or start a new --out directory",
+                                        it->string(), section));
+        }
+      }
+      const int64_t ckpt_world = meta.at("world_size").get<int64_t>();
+      if (ckpt_world != s.dist->world_size()) {
+        throw ConfigError(fmt::format("{}: written by {} process(es), resumed with {}; exact resume needs the same "
+                                      "number of processes",
+                                      it->string(), ckpt_world, s.dist->world_size()));
+      }
+      load_model_payload(module, file.payload, it->string());
+      load_optimizer_payload(*s.optimizer, file.payload, it->string());
+      s.step = meta.at("step").get<int64_t>();
+      s.tokens = meta.at("tokens").get<int64_t>();
+      const nlohmann::json& tr = meta.at("trainer");
+      s.best_val = json_number(tr, "best_val_loss", std::numeric_limits<double>::infinity());
+      s.best_step = tr.value("best_step", int64_t{-1});
+      s.last_val = json_number(tr, "last_val_loss", std::numeric_limits<double>::quiet_NaN());
+      s.train_seconds = tr.value("train_seconds", 0.0);
+      s.total_flops = tr.value("total_flops", 0.0);
+      s.flops_known = tr.value("flops_known", true);
+      s.parity.restore(tr.at("parity"));
+      const nlohmann::json& mine = meta.at("ranks").at(static_cast<size_t>(s.dist->rank()));
+      s.source->restore(mine.at("sampler"));
+      restore_rng_state(mine.at("rng"));
+      s.last_ckpt = *it;
+      loaded = true;
+      s.say(fmt::format("resumed from {} at step {}", it->string(), s.step));
+    }
+    if (!loaded) s.say("no checkpoint to resume from; starting at step 0");
+    // Drop metric lines the interrupted run wrote after its last checkpoint.
+    const auto metrics_path = s.io.out_dir / "metrics.jsonl";
+    if (s.main() && std::filesystem::exists(metrics_path)) {
+      std::istringstream in(read_file(metrics_path));
+      std::string line, kept;
+      while (std::getline(in, line)) {
+        if (line.empty()) continue;
+        try {
+          if (nlohmann::json::parse(line).at("step").get<int64_t>() > s.step) continue;
+        } catch (const std::exception&) {
+          continue;  // a line cut by the kill
+        }
+        kept += line + "\n";
+      }
+      write_file_atomic(metrics_path, kept);
+    }
+  }
+}
+
+Trainer::~Trainer() = default;
+
+int64_t Trainer::step() const { return s_->step; }
+
+double Trainer::validation_loss() {
+  State& s = *s_;
+  if (s.val_batches.empty()) return std::numeric_limits<double>::quiet_NaN();
+  torch::nn::Module& module = s.model->module();
+  // Evaluation must not move the training RNG streams (resume exactness).
+  const nlohmann::json rng = capture_rng_state();
+  module.eval();
+  torch::NoGradGuard no_grad;
+  torch::Tensor sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(s.device));
+  int64_t count = 0;
+  const int64_t T = s.config.model.seq_len;
+  for (const auto& batch_cpu : s.val_batches) {
+    const torch::Tensor batch = batch_cpu.to(s.device);
+    const int64_t t = std::min<int64_t>(T, batch.size(1) - 1);
+    const torch::Tensor inputs_BT = batch.narrow(1, 0, t);
+    const torch::Tensor targets_BT = batch.narrow(1, 1, t);
+    DecoderOutput out;
+    {
+      AutocastScope autocast(s.bf16);
+      out = s.model->forward(inputs_BT);
+    }
+    const int64_t V = out.logits_BTV.size(-1);
+    sum += torch::nn::functional::cross_entropy(
+               out.logits_BTV.to(torch::kFloat32).reshape({-1, V}), targets_BT.reshape({-1}),
+               torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+               .to(torch::kFloat64);
+    count += targets_BT.numel();
+  }
+  module.train();
+  restore_rng_state(rng);
+  return sum.item<double>() / static_cast<double>(count);
+}
+
+TrainResult Trainer::run() {
+  State& s = *s_;
+  const TrainConfig& train = s.config.train;
+  torch::nn::Module& module = s.model->module();
+  const int64_t B = train.batch_size;
+  const int64_t A = train.grad_accum;
+  const int64_t W = s.dist->world_size();
+  const int64_t T = s.config.model.seq_len;
+  const int64_t warmup = warmup_steps(train);
+  const auto fopts = torch::TensorOptions().dtype(torch::kFloat32).device(s.device);
+  const auto metrics_path = s.io.out_dir / "metrics.jsonl";
+
+  std::ofstream metrics;
+  if (s.main()) {
+    metrics.open(metrics_path, std::ios::app);
+    if (!metrics) throw IoError(fmt::format("{}: cannot open for writing", metrics_path.string()));
+  }
+
+  auto write_checkpoint = [&](const std::filesystem::path& path, bool all_ranks) {
+    nlohmann::json mine = {{"sampler", s.source->state()}, {"rng", capture_rng_state()}};
+    std::vector<std::string> rank_states;
+    if (all_ranks) {
+      rank_states = s.dist->gather_to_main(mine.dump(), fmt::format("ckpt_{}", s.step));
+    } else {
+      rank_states = {mine.dump()};
+    }
+    if (!s.main()) return;
+    nlohmann::json ranks = nlohmann::json::array();
+    for (const auto& r : rank_states) ranks.push_back(nlohmann::json::parse(r));
+    nlohmann::json meta = {
+        {"format_version", kCheckpointFormatVersion},
+        {"step", s.step},
+        {"tokens", s.tokens},
+        {"config", config_to_json(s.config)},
+        {"git_revision", git_revision()},
+        {"world_size", W},
+        {"trainer",
+         {{"best_val_loss", finite_or_null(s.best_val)},
+          {"best_step", s.best_step},
+          {"last_val_loss", finite_or_null(s.last_val)},
+          {"train_seconds", s.train_seconds},
+          {"total_flops", s.total_flops},
+          {"flops_known", s.flops_known},
+          {"parity", s.parity.state()}}},
+        {"ranks", ranks},
+    };
+    write_checkpoint_file(path, meta, save_training_payload(module, s.optimizer.get()));
+  };
+
+  auto check_finite = [&]() {
+    // Host sync: only at log / eval / checkpoint steps.
+    if (!s.nonfinite_N.defined()) return;
+    torch::Tensor bad = s.nonfinite_N.to(torch::kFloat32);
+    s.dist->max_(bad);
+    if (bad.max().item<float>() == 0.0f) return;
+    const torch::Tensor bad_cpu = s.nonfinite_N.cpu();
+    const torch::Tensor first_cpu = s.first_bad_step_N.cpu();
+    std::string which = "a loss term on another rank";
+    int64_t at_step = -1;
+    for (size_t i = 0; i < s.term_names.size(); ++i) {
+      if (bad_cpu[static_cast<int64_t>(i)].item<bool>()) {
+        const int64_t st = first_cpu[static_cast<int64_t>(i)].item<int64_t>();
+        if (at_step < 0 || st < at_step) {
+          at_step = st;
+          which = s.term_names[i];
+        }
+      }
+    }
+    const std::string where = s.last_ckpt.empty() ? std::string("none was written yet")
+                                                   : s.last_ckpt.string();
+    if (s.main()) {
+      nlohmann::json summary = {{"status", "diverged"}, {"bad_term", which}, {"bad_step", at_step},
+                                {"steps", s.step}, {"last_good_checkpoint", where}};
+      write_file_atomic(s.io.out_dir / "summary.json", summary.dump(2) + "\n");
+    }
+    throw TrainingDiverged(fmt::format(
+        "training diverged: loss term '{}' became NaN or Inf at step {} (rank {}); stopped at step {}. The last good "
+        "checkpoint: {}. Lower train.lr or raise train.warmup_frac and resume with --resume",
+        which, at_step, s.dist->rank(), s.step, where));
+  };
+
+  auto window_start = Clock::now();
+  int64_t window_tokens = 0;
+  double window_seconds = 0;
+  bool stopping = false;
+  std::string status = "finished";
+
+  while (s.step < train.max_steps) {
+    const auto step_t0 = Clock::now();
+    const int64_t index = s.step;  // 0-based index of the step being run
+    s.model->set_step(index);
+    const double lr = learning_rate_at(index, train);
+    set_learning_rate(*s.optimizer, lr);
+    s.optimizer->zero_grad(/*set_to_none=*/true);
+
+    torch::Tensor lm_sum = torch::zeros({}, fopts);
+    std::map<std::string, torch::Tensor> aux_sum;
+    torch::Tensor ek_L = torch::zeros({s.n_layers}, fopts);
+    torch::Tensor dropped_L = torch::zeros({s.n_layers}, fopts);
+    std::vector<torch::Tensor> tpe_L(static_cast<size_t>(s.n_layers));
+    std::vector<std::map<std::string, torch::Tensor>> router_L(static_cast<size_t>(s.n_layers));
+
+    for (int64_t micro = 0; micro < A; ++micro) {
+      torch::Tensor batch = s.source->next_batch(B * W);
+      TORCH_CHECK(batch.dim() == 2 && batch.size(0) == B * W && batch.size(1) >= 2,
+                  "batch source returned ", batch.sizes(), ", expected (", B * W, ", seq_len+1)");
+      // Data parallel: every rank draws the same global batch and keeps its rows, so W processes
+      // see exactly the windows one process with batch W·B would.
+      if (W > 1) batch = batch.narrow(0, s.dist->rank() * B, B);
+      batch = batch.to(s.device, /*non_blocking=*/true);
+      const int64_t t = std::min<int64_t>(T, batch.size(1) - 1);
+      const torch::Tensor inputs_BT = batch.narrow(1, 0, t);
+      const torch::Tensor targets_BT = batch.narrow(1, 1, t);
+
+      DecoderOutput out;
+      {
+        AutocastScope autocast(s.bf16);
+        out = s.model->forward(inputs_BT);
+      }
+      const int64_t V = out.logits_BTV.size(-1);
+      const torch::Tensor lm = torch::nn::functional::cross_entropy(
+          out.logits_BTV.to(torch::kFloat32).reshape({-1, V}), targets_BT.reshape({-1}));
+      torch::Tensor total = lm;
+      for (const auto& [name, value] : out.aux_losses) total = total + value.to(torch::kFloat32);
+      (A > 1 ? total / static_cast<double>(A) : total).backward();
+
+      const double inv_a = 1.0 / static_cast<double>(A);
+      lm_sum += lm.detach() * inv_a;
+      for (const auto& [name, value] : out.aux_losses) {
+        const torch::Tensor v = value.detach().to(torch::kFloat32) * inv_a;
+        auto it = aux_sum.find(name);
+        if (it == aux_sum.end()) aux_sum.emplace(name, v);
+        else it->second = it->second + v;
+      }
+      TORCH_CHECK(static_cast<int64_t>(out.layers.size()) == s.n_layers, "model returned ", out.layers.size(),
+                  " layer metrics, config.model.n_layers = ", s.n_layers);
+      for (int64_t l = 0; l < s.n_layers; ++l) {
+        const LayerRoutingMetrics& m = out.layers[static_cast<size_t>(l)];
+        if (m.active_experts.defined()) ek_L[l] += m.active_experts.detach().to(torch::kFloat32).reshape({}) * inv_a;
+        if (m.dropped_tokens.defined()) dropped_L[l] += m.dropped_tokens.detach().to(torch::kFloat32).reshape({});
+        if (m.tokens_per_expert_E.defined()) {
+          const torch::Tensor tpe = m.tokens_per_expert_E.detach().to(torch::kFloat32);
+          auto& acc = tpe_L[static_cast<size_t>(l)];
+          acc = acc.defined() ? acc + tpe : tpe;
+        }
+        for (const auto& [name, value] : m.router_metrics) {
+          const torch::Tensor v = value.detach().to(torch::kFloat32).reshape({}) * inv_a;
+          auto& slot = router_L[static_cast<size_t>(l)];
+          auto it = slot.find(name);
+          if (it == slot.end()) slot.emplace(name, v);
+          else it->second = it->second + v;
+        }
+      }
+    }
+
+    s.dist->average_gradients(s.params);
+    const torch::Tensor grad_norm = clip_grad_norm(s.params, train.grad_clip);
+    s.optimizer->step();
+    s.model->update_controllers();
+    // Controllers (ReMoE's λ) follow rank 0 so that every replica routes with the same state.
+    if (W > 1) s.dist->broadcast_buffers(module);
+
+    ++s.step;
+    const int64_t step_tokens = B * A * W * T;
+    s.tokens += step_tokens;
+    window_tokens += step_tokens;
+    if (index >= warmup) s.parity.add(ek_L);
+
+    // Device-side divergence bookkeeping (no sync).
+    {
+      std::vector<torch::Tensor> values{lm_sum};
+      std::vector<std::string> names{"lm_loss"};
+      for (const auto& [name, value] : aux_sum) {
+        values.push_back(value);
+        names.push_back("aux/" + name);
+      }
+      values.push_back(grad_norm.to(s.device));
+      names.push_back("grad_norm");
+      const torch::Tensor bad_N = torch::logical_not(torch::isfinite(torch::stack(values)));
+      if (!s.nonfinite_N.defined() || names != s.term_names) {
+        s.term_names = names;
+        s.nonfinite_N = torch::zeros({static_cast<int64_t>(names.size())}, torch::TensorOptions().dtype(torch::kBool).device(s.device));
+        s.first_bad_step_N = torch::full({static_cast<int64_t>(names.size())}, -1, torch::TensorOptions().dtype(torch::kInt64).device(s.device));
+      }
+      s.first_bad_step_N = torch::where(bad_N & torch::logical_not(s.nonfinite_N), torch::full_like(s.first_bad_step_N, s.step),
+                                        s.first_bad_step_N);
+      s.nonfinite_N = s.nonfinite_N | bad_N;
+    }
+
+    const bool last = s.step >= train.max_steps;
+    if (!s.dist->active() && s.io.stop_requested != nullptr && s.io.stop_requested->load()) stopping = true;
+    const bool eval_now = !s.val_batches.empty() && (is_every(s.step, train.eval_every) || last);
+    const bool ckpt_now = is_every(s.step, train.ckpt_every) || last;
+    const bool log_now = is_every(s.step, train.log_every) || last || eval_now || ckpt_now || stopping;
+    window_seconds += seconds_since(step_t0);
+    if (!log_now) continue;
+
+    // ---- log step: the one place the host waits for the device ----------------------------
+    if (s.dist->active()) {
+      torch::Tensor flag = torch::full({1}, (s.io.stop_requested != nullptr && s.io.stop_requested->load()) ? 1.0f : 0.0f, fopts);
+      s.dist->max_(flag);
+      if (flag.item<float>() > 0) stopping = true;
+    }
+    check_finite();
+
+    // Pack every logged scalar into one vector, average over ranks, copy to the host once.
+    std::vector<torch::Tensor> packed{lm_sum.reshape({1})};
+    std::vector<std::string> aux_names;
+    for (const auto& [name, value] : aux_sum) {
+      packed.push_back(value.reshape({1}));
+      aux_names.push_back(name);
+    }
+    packed.push_back(grad_norm.to(s.device).to(torch::kFloat32).reshape({1}));
+    packed.push_back(ek_L);
+    packed.push_back(dropped_L);
+    std::vector<torch::Tensor> cv_parts;
+    for (int64_t l = 0; l < s.n_layers; ++l) {
+      const torch::Tensor& tpe = tpe_L[static_cast<size_t>(l)];
+      if (tpe.defined() && tpe.numel() > 0) {
+        const torch::Tensor mean = tpe.mean();
+        cv_parts.push_back((tpe.std(/*unbiased=*/false) / mean.clamp_min(1e-12)).reshape({1}));
+      } else {
+        cv_parts.push_back(torch::full({1}, std::numeric_limits<float>::quiet_NaN(), fopts));
+      }
+    }
+    packed.push_back(torch::cat(cv_parts));
+    std::vector<std::pair<int64_t, std::string>> router_keys;
+    for (int64_t l = 0; l < s.n_layers; ++l) {
+      for (const auto& [name, value] : router_L[static_cast<size_t>(l)]) {
+        router_keys.emplace_back(l, name);
+        packed.push_back(value.reshape({1}));
+      }
+    }
+    torch::Tensor all = torch::cat(packed).to(torch::kFloat32);
+    s.dist->average_(all);
+    const torch::Tensor host = all.cpu().to(torch::kFloat64).contiguous();
+    const double* h = host.data_ptr<double>();
+    size_t at = 0;
+    const double lm_loss = h[at++];
+    nlohmann::json aux_json = nlohmann::json::object();
+    double loss = lm_loss;
+    for (const auto& name : aux_names) {
+      aux_json[name] = h[at];
+      loss += h[at++];
+    }
+    const double gnorm = h[at++];
+    std::vector<double> ek(static_cast<size_t>(s.n_layers)), dropped(ek.size()), cv(ek.size());
+    for (auto& v : ek) v = h[at++];
+    for (auto& v : dropped) v = h[at++];
+    for (auto& v : cv) v = h[at++];
+    nlohmann::json layers = nlohmann::json::array();
+    std::map<std::string, std::pair<double, int64_t>> router_mean;
+    std::vector<nlohmann::json> layer_router(ek.size(), nlohmann::json::object());
+    for (const auto& [l, name] : router_keys) {
+      const double v = h[at++];
+      layer_router[static_cast<size_t>(l)][name] = finite_or_null(v);
+      auto& acc = router_mean[name];
+      acc.first += v;
+      acc.second += 1;
+    }
+    double ek_mean = 0;
+    for (size_t l = 0; l < ek.size(); ++l) {
+      ek_mean += ek[l] / static_cast<double>(ek.size());
+      layers.push_back({{"active_experts", finite_or_null(ek[l])},
+                        {"load_cv", finite_or_null(cv[l])},
+                        {"dropped_tokens", finite_or_null(dropped[l])},
+                        {"router", layer_router[l]}});
+    }
+    nlohmann::json router_json = nlohmann::json::object();
+    for (const auto& [name, acc] : router_mean) router_json[name] = finite_or_null(acc.first / static_cast<double>(acc.second));
+
+    const double tokens_per_s = window_seconds > 0 ? static_cast<double>(window_tokens) / window_seconds : 0.0;
+    s.train_seconds += window_seconds;
+    const std::optional<double> fpt = s.model->flops_per_token(ek);
+    if (fpt) s.total_flops += *fpt * static_cast<double>(window_tokens);
+    else s.flops_known = false;
+    window_tokens = 0;
+    window_seconds = 0;
+
+    double val_loss = std::numeric_limits<double>::quiet_NaN();
+    bool improved = false;
+    if (eval_now && s.main()) {
+      val_loss = validation_loss();
+      s.last_val = val_loss;
+      if (std::isfinite(val_loss) && val_loss < s.best_val) {
+        s.best_val = val_loss;
+        s.best_step = s.step;
+        improved = true;
+      }
+    }
+
+    if (s.main()) {
+      nlohmann::json line = {
+          {"step", s.step},
+          {"tokens", s.tokens},
+          {"loss", finite_or_null(loss)},
+          {"lm_loss", finite_or_null(lm_loss)},
+          {"aux_losses", aux_json},
+          {"lr", lr},
+          {"grad_norm", finite_or_null(gnorm)},
+          {"tokens_per_s", tokens_per_s},
+          {"active_experts_target", s.config.model.n_experts_active},
+          {"active_experts_mean", finite_or_null(ek_mean)},
+          {"layers", layers},
+          {"router_metrics", router_json},
+          // NOTE: null until the model provides a FLOPs calculator (TrainableModel::flops_per_token).
+          {"flops_per_token", fpt ? nlohmann::json(*fpt) : nlohmann::json(nullptr)},
+      };
+      if (eval_now) {
+        line["val_loss"] = finite_or_null(val_loss);
+        line["val_ppl"] = finite_or_null(std::exp(val_loss));
+      }
+      metrics << line.dump() << "\n" << std::flush;
+      const double eta = tokens_per_s > 0 ? static_cast<double>((train.max_steps - s.step) * step_tokens) / tokens_per_s
+                                          : std::numeric_limits<double>::quiet_NaN();
+      s.progress->update(s.step, train.max_steps, loss, tokens_per_s, eta,
+                         eval_now ? fmt::format("val {:.4f}", val_loss) : fmt::format("E[k] {:.3f}", ek_mean));
+    }
+
+    if (ckpt_now || stopping) {
+      const auto path = s.ckpt_dir / step_checkpoint_name(s.step);
+      write_checkpoint(path, /*all_ranks=*/true);
+      if (s.main()) {
+        s.last_ckpt = path;
+        prune_step_checkpoints(s.ckpt_dir, train.keep_last);
+        if (improved) {
+          // Same state as the step checkpoint: hard-link it under a temporary name, then rename.
+          const auto tmp = s.ckpt_dir / "best.ckpt.tmp";
+          std::error_code ec;
+          std::filesystem::remove(tmp, ec);
+          std::filesystem::create_hard_link(path, tmp, ec);
+          if (ec) std::filesystem::copy_file(path, tmp, std::filesystem::copy_options::overwrite_existing);
+          std::filesystem::rename(tmp, s.ckpt_dir / "best.ckpt");
+        }
+      }
+    } else if (improved && s.main()) {
+      write_checkpoint(s.ckpt_dir / "best.ckpt", /*all_ranks=*/false);
+    }
+    window_start = Clock::now();
+    if (stopping && !last) {
+      status = "stopped";
+      s.say(fmt::format("stop requested: checkpoint written at step {}", s.step));
+      break;
+    }
+  }
+  (void)window_start;
+  s.progress->finish();
+
+  // ---- summary -----------------------------------------------------------------------------
+  TrainResult result;
+  result.steps_done = s.step;
+  result.status = status;
+  if (s.main()) {
+    const std::vector<double> ek_mean = s.parity.mean_active_experts();
+    const std::optional<double> fpt =
+        s.parity.steps() > 0 ? s.model->flops_per_token(ek_mean) : std::optional<double>();
+    nlohmann::json parity = parity_report(ek_mean, static_cast<double>(s.config.model.n_experts_active),
+                                          train.parity_tolerance, s.parity.steps(), fpt,
+                                          s.flops_known ? std::optional<double>(s.total_flops) : std::nullopt);
+    parity["warmup_steps"] = warmup;
+    nlohmann::json summary = {
+        {"status", status},
+        {"router", s.config.router.type},
+        {"steps", s.step},
+        {"max_steps", train.max_steps},
+        {"tokens", s.tokens},
+        {"world_size", W},
+        {"device", s.device.str()},
+        {"precision", s.bf16 ? "bf16-autocast" : "fp32"},
+        {"tokens_per_s", s.train_seconds > 0 ? static_cast<double>(s.tokens) / s.train_seconds : 0.0},
+        {"final_val_loss", finite_or_null(s.last_val)},
+        {"final_val_ppl", finite_or_null(std::exp(s.last_val))},
+        {"best_val_loss", finite_or_null(s.best_val)},
+        {"best_step", s.best_step},
+        {"parity", parity},
+        {"git_revision", git_revision()},
+    };
+    if (const auto counts = s.model->parameter_counts()) {
+      summary["parameters"] = {{"total", counts->total()},
+                               {"embedding", counts->embedding},
+                               {"attention", counts->attention},
+                               {"experts", counts->experts},
+                               {"router", counts->router},
+                               {"norms", counts->norms},
+                               {"head", counts->head}};
+    }
+    write_file_atomic(s.io.out_dir / "summary.json", summary.dump(2) + "\n");
+    result.summary = summary;
+    if (parity["ok"].is_boolean() && !parity["ok"].get<bool>()) {
+      s.say(fmt::format("warning: compute parity: layers {} stray more than {:.0f}% from k = {} (see summary.json)",
+                        parity["flagged_layers"].dump(), 100 * train.parity_tolerance, s.config.model.n_experts_active));
+    }
+  }
+  return result;
+}
+
+}  // namespace dirmoe
