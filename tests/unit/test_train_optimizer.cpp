@@ -40,7 +40,7 @@ TEST_CASE("one AdamW step with clipping equals the hand computation", "[train][o
   auto opt = dirmoe::make_optimizer(m, train);
 
   const std::vector<double> w0 = {0.5, -1.0, 2.0, 0.25, 0.0, -0.75};
-  const std::vector<double> g0 = {1.0, 1.0, 1.0};
+  const std::vector<double> g0 = {1.0, -2.0, 0.5};  // the gain's initial values
   const std::vector<double> gw = {0.3, -0.4, 1.2, 0.0, 2.0, -0.1};
   const std::vector<double> gg = {-0.5, 0.05, 1.5};
   m.weight.mutable_grad() = torch::tensor(gw, torch::kFloat64).reshape({2, 3});
