@@ -94,7 +94,7 @@ TEST_CASE("lambada reader: context without the last word, target ' ' + last word
   CHECK(t.docs[1].requests[0].continuation == " docks");
   CHECK(t.docs[0].requests[0].continuation == " signs");
   const std::string& c0 = t.docs[0].requests[0].context;
-  CHECK(c0.substr(c0.size() - 14) == "I don't care about");
+  CHECK(c0.substr(c0.size() - 18) == "I don't care about");
   CHECK(c0.rfind("In my palm is a clear stone,", 0) == 0);
 }
 
