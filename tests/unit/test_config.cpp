@@ -47,7 +47,7 @@ TEST_CASE("wrong JSON types are rejected", "[config]") {
   REQUIRE_THROWS_AS(dirmoe::config_from_json(fractional), ConfigError);
 }
 
-TEST_CASE("--set parses to the field's type", "[config]") {
+TEST_CASE("config override (--set) parses to the field's type", "[config]") {
   Config config;
   dirmoe::apply_override(config, "train.lr=3e-4");
   dirmoe::apply_override(config, "model.n_layers=4");
@@ -63,7 +63,7 @@ TEST_CASE("--set parses to the field's type", "[config]") {
   CHECK(config.data.domain_weights.at("python") == 0.5);
 }
 
-TEST_CASE("bad --set is rejected with a message that says what to do", "[config]") {
+TEST_CASE("a bad config override (--set) is rejected with a message that says what to do", "[config]") {
   Config config;
   REQUIRE_THROWS_WITH(dirmoe::apply_override(config, "model.n_layer=4"), Contains("model.n_layers"));
   REQUIRE_THROWS_WITH(dirmoe::apply_override(config, "model.n_layers=four"), Contains("integer"));

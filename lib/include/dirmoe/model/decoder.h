@@ -13,18 +13,14 @@
 #include <torch/types.h>
 
 #include "dirmoe/config/config.h"
+#include "dirmoe/model/decoder_block.h"
+#include "dirmoe/model/moe_layer.h"  // LayerRoutingMetrics
+#include "dirmoe/model/rms_norm.h"
+#include "dirmoe/router/router_registry.h"
 
 namespace dirmoe {
 
 class RoutingStatsSink;
-
-/// Per-layer routing figures of one forward (detached scalars unless noted).
-struct LayerRoutingMetrics {
-  torch::Tensor active_experts;       // mean experts computed per token (E[k] measured)
-  torch::Tensor tokens_per_expert_E;  // (E) int64, tokens dispatched to each expert
-  torch::Tensor dropped_tokens;       // tokens dropped by the capacity factor (0 when dropless)
-  std::map<std::string, torch::Tensor> router_metrics;  // the router's own named metrics
-};
 
 struct DecoderOutput {
   torch::Tensor logits_BTV;  // (B, T, V) float32
@@ -49,8 +45,10 @@ struct ParameterCounts {
 
 class DecoderImpl : public torch::nn::Module {
  public:
-  /// config.model.vocab_size must be > 0 (resolved from the data manifest by the caller).
-  explicit DecoderImpl(const Config& config);
+  /// config.model.vocab_size must be > 0 (resolved from the data manifest by the caller). Each
+  /// layer gets its own router from `router_factory` (the registry's make_router by default; tests
+  /// inject their own).
+  explicit DecoderImpl(const Config& config, const RouterFactory& router_factory = make_router);
 
   /// tokens_BT: (B, T) int64 with T ≤ seq_len. `sink` (optional) receives each layer's routing.
   DecoderOutput forward(const torch::Tensor& tokens_BT, RoutingStatsSink* sink = nullptr);
@@ -62,12 +60,16 @@ class DecoderImpl : public torch::nn::Module {
 
   ParameterCounts parameter_counts() const;
   const Config& config() const { return config_; }
+  /// The decoder blocks, layer 0 first (for analysis tools that reach into routers or experts).
+  const std::vector<DecoderBlock>& blocks() const { return blocks_; }
+
+  torch::Tensor tok_embedding;  // (V, D)
+  torch::Tensor head;           // (V, D), untied from tok_embedding
 
  private:
   Config config_;
-  // members defined in decoder.cpp's implementation
-  struct Layers;
-  std::shared_ptr<Layers> layers_;
+  std::vector<DecoderBlock> blocks_;  // registered as "layers.<i>"
+  RmsNorm final_norm_{nullptr};
 };
 TORCH_MODULE(Decoder);
 
