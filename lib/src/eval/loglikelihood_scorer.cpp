@@ -5,6 +5,12 @@
 namespace dirmoe::eval {
 
 TokenizedRequest encode_request(const TextEncoder& encoder, const Request& request) {
+  TokenizedRequest out;
+  if (request.context.empty()) {  // checked before the whitespace move, as the harness does
+    out.context = {encoder.prefix_token()};
+    out.continuation = encoder.encode(request.continuation);
+    return out;
+  }
   std::string context = request.context;
   std::string continuation = request.continuation;
   // Trailing whitespace of the context belongs to the continuation (Python's rstrip whitespace).
@@ -14,14 +20,9 @@ TokenizedRequest encode_request(const TextEncoder& encoder, const Request& reque
     continuation = context.substr(keep) + continuation;
     context.resize(keep);
   }
-  TokenizedRequest out;
-  if (context.empty()) {
-    out.context = {encoder.prefix_token()};
-    out.continuation = encoder.encode(continuation);
-    return out;
-  }
+  // a context of only whitespace encodes to no tokens: the whole joint encoding is the continuation
   const std::vector<int64_t> whole = encoder.encode(context + continuation);
-  out.context = encoder.encode(context);
+  out.context = context.empty() ? std::vector<int64_t>{} : encoder.encode(context);
   const size_t n_context = std::min(out.context.size(), whole.size());
   out.continuation.assign(whole.begin() + static_cast<std::ptrdiff_t>(n_context), whole.end());
   // NOTE: as in the harness, the context tokens kept are encode(context); the model input is
@@ -32,6 +33,7 @@ TokenizedRequest encode_request(const TextEncoder& encoder, const Request& reque
 ScoringWindow make_scoring_window(const TokenizedRequest& request, int64_t max_length) {
   const int64_t n_cont = static_cast<int64_t>(request.continuation.size());
   if (n_cont == 0) throw Error("eval: a continuation encodes to no tokens (nothing to score)");
+  if (request.context.empty()) throw Error("eval: a context of only whitespace leaves no token to predict from");
   if (n_cont > max_length) {
     throw Error("eval: a continuation of " + std::to_string(n_cont) + " tokens does not fit the model's window of " +
                 std::to_string(max_length) + " tokens");
