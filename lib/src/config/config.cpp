@@ -31,7 +31,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainConfig, device, seed, threa
                                                 eval_batches, ckpt_every, keep_last, stats_every, parity_tolerance)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataConfig, dir, domain_weights)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EvalConfig, tasks, task_dir, batch_size, max_examples,
-                                                heldout_examples, seed)
+                                                heldout_examples, validation_tokens, seed)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Config, model, router, train, data, eval)
 
 namespace {
@@ -344,8 +344,9 @@ void Config::validate() const {
   for (const auto& [domain, weight] : data.domain_weights) {
     need(weight >= 0, fmt::format("data.domain_weights.{} must be >= 0", domain));
   }
-  need(eval.batch_size > 0 && eval.max_examples >= 0 && eval.heldout_examples > 0,
-       "eval.batch_size and eval.heldout_examples must be positive, eval.max_examples >= 0");
+  need(eval.batch_size > 0 && eval.max_examples >= 0 && eval.heldout_examples > 0 && eval.validation_tokens >= 0,
+       "eval.batch_size and eval.heldout_examples must be positive, eval.max_examples and "
+       "eval.validation_tokens >= 0");
 }
 
 }  // namespace dirmoe

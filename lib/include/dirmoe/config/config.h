@@ -128,6 +128,7 @@ struct EvalConfig {
   int64_t batch_size = 16;
   int64_t max_examples = 0;         // per task; 0: all
   int64_t heldout_examples = 500;   // size of each built-in held-out task
+  int64_t validation_tokens = 262144;  // validation-split tokens scored for perplexity; 0: skip
   uint64_t seed = 1234;
 };
 

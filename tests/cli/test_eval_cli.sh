@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# dirmoe-eval end to end: fixture corpus → a few training steps of a tiny Switch model → every
+# fixture task plus the built-in held-out tasks → JSON + markdown, a side-by-side table, an export
+# that Python's safetensors reads, and clear errors for a missing task file and a bad one.
+set -uo pipefail
+BIN="${DIRMOE_BIN_DIR:?}"
+SRC="${DIRMOE_SOURCE_DIR:?}"
+PY="${DIRMOE_PYTHON:-python3}"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+if [ ! -x "$BIN/dirmoe-train" ] || [ ! -x "$BIN/dirmoe-data" ]; then
+  echo "SKIP: dirmoe-eval end to end needs dirmoe-data and dirmoe-train in $BIN"; exit 0
+fi
+
+"$BIN/dirmoe-data" build --quiet --out "$TMP/data" --source "$SRC/tests/data/corpus/tree" \
+  --source "$SRC/tests/data/corpus/jsonl/mixed.jsonl.gz" --vocab-size 600 --split 0.6,0.2,0.2 --seed 3 \
+  >"$TMP/data.log" 2>&1 || { cat "$TMP/data.log" >&2; fail "data build"; }
+"$BIN/dirmoe-train" --config "$SRC/experiments/configs/tiny_switch.json" --out "$TMP/run" \
+  --set data.dir="$TMP/data" --set train.max_steps=4 --set train.device=cpu --set train.eval_every=0 \
+  --set train.ckpt_every=4 --set router.topk.renormalize=true >"$TMP/train.log" 2>&1 \
+  || { tail -20 "$TMP/train.log" >&2; fail "train"; }
+
+TASKS=arc_easy,arc_challenge,boolq,hellaswag,lambada_openai,piqa,race,winogrande,openbookqa,sciq,heldout_cloze,heldout_choice
+"$BIN/dirmoe-eval" --checkpoint "$TMP/run" --tasks "$TASKS" --task-dir "$SRC/tests/data/tasks" \
+  --data "$TMP/data" --device cpu --set eval.heldout_examples=20 --set eval.validation_tokens=2000 \
+  --out "$TMP/a.json" >"$TMP/eval.out" 2>"$TMP/eval.err" || { cat "$TMP/eval.err" >&2; fail "eval"; }
+[ -s "$TMP/a.md" ] || fail "no markdown beside the JSON"
+"$PY" - "$TMP/a.json" <<'PYEOF' || fail "eval JSON content"
+import json, sys
+r = json.load(open(sys.argv[1]))
+tasks = r["tasks"]
+assert len(tasks) == 12, sorted(tasks)
+for name, t in tasks.items():
+    assert t["n"] > 0 and "acc" in t["metrics"], name
+    assert 0.0 <= t["metrics"]["acc"]["value"] <= 1.0
+    assert t["prompt_version"], name
+assert "perplexity" in tasks["lambada_openai"]["metrics"]
+assert "acc_norm" in tasks["arc_easy"]["metrics"] and "acc_norm" not in tasks["boolq"]["metrics"]
+assert r["validation"]["perplexity"] > 1.0
+assert r["git_revision"] and r["config"]["model"]["vocab_size"] > 0
+assert r["throughput"]["tokens_per_second"] > 0
+PYEOF
+grep -q "heldout_cloze" "$TMP/eval.err" || fail "no progress/summary line"
+
+# the same evaluation is deterministic
+"$BIN/dirmoe-eval" --checkpoint "$TMP/run" --tasks arc_easy,heldout_choice --task-dir "$SRC/tests/data/tasks" \
+  --data "$TMP/data" --device cpu --set eval.heldout_examples=20 --set eval.validation_tokens=0 --out "$TMP/b.json" \
+  >/dev/null 2>&1 || fail "second eval"
+"$PY" - "$TMP/a.json" "$TMP/b.json" <<'PYEOF' || fail "non-deterministic results"
+import json, sys
+a, b = (json.load(open(p))["tasks"] for p in sys.argv[1:])
+for t in ("arc_easy", "heldout_choice"):
+    assert a[t]["metrics"] == b[t]["metrics"], t
+PYEOF
+
+"$BIN/dirmoe-eval" table "$TMP/a.json" "$TMP/b.json" >"$TMP/table.md" || fail "table"
+grep -q "| task | metric | a | b |" "$TMP/table.md" || { cat "$TMP/table.md"; fail "table header"; }
+
+# errors: missing task file names the file; a bad file names file and line
+if "$BIN/dirmoe-eval" --checkpoint "$TMP/run" --tasks piqa --task-dir "$TMP" --data "$TMP/data" --out "$TMP/x.json" \
+  2>"$TMP/err"; then fail "missing task file accepted"; fi
+grep -q "piqa.jsonl" "$TMP/err" || { cat "$TMP/err"; fail "missing file not named"; }
+mkdir -p "$TMP/bad" && printf '{"goal": "g", "sol1": "a", "sol2": "b", "label": 0}\n{"goal": "g"}\n' >"$TMP/bad/piqa.jsonl"
+if "$BIN/dirmoe-eval" --checkpoint "$TMP/run" --tasks piqa --task-dir "$TMP/bad" --data "$TMP/data" \
+  --out "$TMP/x.json" 2>"$TMP/err"; then fail "bad task file accepted"; fi
+grep -q "piqa.jsonl:2: missing field" "$TMP/err" || { cat "$TMP/err"; fail "bad line not named"; }
+[ -e "$TMP/x.json" ] && fail "output written after an error"
+
+# export: Mixtral layout readable by the safetensors package
+"$BIN/dirmoe-eval" export --checkpoint "$TMP/run" --out "$TMP/export" --data "$TMP/data" 2>"$TMP/export.err" \
+  || { cat "$TMP/export.err"; fail "export"; }
+[ -s "$TMP/export/tokenizer.model" ] || fail "tokenizer not exported"
+"$PY" - "$TMP/export" <<'PYEOF' || fail "export content"
+import json, sys
+from safetensors.torch import load_file
+d = sys.argv[1]
+cfg = json.load(open(f"{d}/config.json"))
+w = load_file(f"{d}/model.safetensors")
+assert cfg["model_type"] == "mixtral", cfg["model_type"]
+assert w["model.embed_tokens.weight"].shape == (cfg["vocab_size"], cfg["hidden_size"])
+assert w["model.layers.0.block_sparse_moe.experts.0.w1.weight"].shape == (cfg["intermediate_size"], cfg["hidden_size"])
+PYEOF
+echo "ok: dirmoe-eval end to end"
