@@ -2,7 +2,7 @@
 # dirmoe-analyze --checkpoint end to end: a tiny DirMoE model trained for a few steps on the fixture
 # corpus, analysed over the validation split; routing.h5 checked with h5py against the schema and
 # the counting identity Σ_e tokens_per_expert = tokens × mean active experts; clear errors for a
-# missing checkpoint or data directory.
+# missing checkpoint or data directory. The training run also writes routing_train.h5 (train.stats_every).
 set -uo pipefail
 BIN="${DIRMOE_BIN_DIR:?}"
 SRC="${DIRMOE_SOURCE_DIR:?}"
@@ -22,7 +22,25 @@ export OMP_NUM_THREADS=1
   --set model.n_kv_heads=1 --set model.d_ff=64 --set model.seq_len=32 --set model.n_experts=4 \
   --set train.batch_size=4 --set train.threads=1 --set train.log_every=1 --set train.eval_batches=1 \
   --set train.device=cpu --set train.max_steps=6 --set train.eval_every=0 --set train.ckpt_every=6 \
-  2>"$TMP/train.err" || { cat "$TMP/train.err"; fail "tiny training run"; }
+  --set train.stats_every=2 2>"$TMP/train.err" || { cat "$TMP/train.err"; fail "tiny training run"; }
+
+# The trainer's routing time series: one row per stats_every steps, each the routing of that
+# step's batch (4 windows × 32 tokens).
+"$PY" - "$TMP/run/routing_train.h5" <<'PY' || fail "routing_train.h5"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    g = f["train"]
+    rows = int(g.attrs["rows"])
+    assert rows == 3, rows
+    assert list(g["step"][:rows]) == [2, 4, 6], g["step"][()]
+    assert list(g["n_tokens"][:rows]) == [128] * 3, g["n_tokens"][()]
+    for l in range(2):
+        load = g[f"layer_{l:02d}/load"][:rows]
+        ek = g[f"layer_{l:02d}/active_experts"][:rows]
+        assert load.shape == (3, 4) and np.allclose(load.sum(1), ek), (load, ek)
+        assert np.all(g[f"layer_{l:02d}/token_simpson"][:rows] > 0)
+print("ok: routing_train.h5 has rows at steps 2, 4, 6")
+PY
 
 # expect_fail NAME PATTERN CMD...: non-zero exit and PATTERN in stderr.
 expect_fail() {
