@@ -63,8 +63,9 @@ void analyze_checkpoint(const AnalyzeOptions& o) {
     throw dirmoe::IoError(fmt::format("data directory '{}' does not exist ({}); build it with `dirmoe-data build` or "
                                       "give --data DIR", data_dir, o.data_dir.empty() ? "from the checkpoint's config data.dir" : "--data"));
   const dirmoe::data::ShardDataset dataset(data_dir);
-  if (dataset.vocab_size() != config.model.vocab_size)
-    throw dirmoe::DataError(fmt::format("{}: vocabulary size {} differs from the checkpoint's {} ({})", data_dir,
+  if (dataset.vocab_size() > config.model.vocab_size)
+    throw dirmoe::DataError(fmt::format("{}: vocabulary size {} exceeds the checkpoint's model.vocab_size {} ({}); "
+                                        "is this the data the model was trained on?", data_dir,
                                         dataset.vocab_size(), config.model.vocab_size, ckpt_path.string()));
   const int64_t T = config.model.seq_len;
   dirmoe::data::SequentialReader reader(dataset.split(o.split), T);

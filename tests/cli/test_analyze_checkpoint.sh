@@ -19,7 +19,7 @@ export OMP_NUM_THREADS=1
 
 "$BIN/dirmoe-train" --config "$SRC/experiments/configs/tiny_dirmoe.json" --out "$TMP/run" \
   --set data.dir="$TMP/data" --set model.d_model=32 --set model.n_layers=2 --set model.n_heads=2 \
-  --set model.n_kv_heads=1 --set model.d_ff=64 --set model.seq_len=32 --set model.n_experts=4 \
+  --set model.n_kv_heads=1 --set model.d_ff=64 --set model.seq_len=32 --set model.n_experts=4 --set model.n_experts_active=2 \
   --set train.batch_size=4 --set train.threads=1 --set train.log_every=1 --set train.eval_batches=1 \
   --set train.device=cpu --set train.max_steps=6 --set train.eval_every=0 --set train.ckpt_every=6 \
   --set train.stats_every=2 2>"$TMP/train.err" || { cat "$TMP/train.err"; fail "tiny training run"; }
@@ -69,7 +69,7 @@ d, data = sys.argv[1], sys.argv[2]
 with h5py.File(f"{d}/routing.h5", "r") as f:
     a = f.attrs
     assert a["router"] in ("dirmoe", b"dirmoe"), a["router"]
-    assert int(a["step"]) == 6 and int(a["n_layers"]) == 2 and int(a["n_experts"]) == 4 and int(a["k_target"]) == 1
+    assert int(a["step"]) == 6 and int(a["n_layers"]) == 2 and int(a["n_experts"]) == 4 and int(a["k_target"]) == 2
     cfg = json.loads(a["config"])
     assert cfg["model"]["d_model"] == 32
     assert len(str(a["git_rev"])) > 0
