@@ -1,33 +1,32 @@
 #include "dirmoe/stats/dirmoe_calibration.h"
 
-#include <algorithm>
-#include <cmath>
 #include <vector>
 
-#include "dirmoe/stats/routing_metrics.h"
+#include "dirmoe/router/dirichlet_calibration.h"
+#include "dirmoe/router/dirmoe_schedule.h"
 
 namespace dirmoe {
 
+// A composition of the router's own schedule and the §5 formulas, so that the predictions are
+// always those of the prior the router samples from at `step`.
 DirmoeCalibration dirmoe_calibration(const Config& config, int64_t step) {
   const auto& d = config.router.dirmoe;
   const int64_t E = config.model.n_experts;
   const int64_t k = config.model.n_experts_active;
-  const double t = d.schedules ? static_cast<double>(std::max<int64_t>(step, 0)) : 0.0;
+  const DirmoeScheduleValues s = dirmoe_schedule(d, step);
   DirmoeCalibration c;
   c.step = step;
-  c.tau = std::max(d.tau_min, d.tau_start * std::pow(d.tau_decay, t));
+  c.tau = s.tau;
   c.a_hi = d.a_hi;
-  c.a_lo = d.a_lo_end + (d.a_lo_start - d.a_lo_end) * std::pow(d.a_lo_gamma, t / d.a_lo_eta);
-  const double ramp = d.lambda_p_steps > 0 ? std::min(1.0, t / d.lambda_p_steps) : 1.0;
-  c.lambda_p = d.lambda_p_start + (d.lambda_p_end - d.lambda_p_start) * ramp;
-  const double hi = static_cast<double>(k) * c.a_hi;
-  const double lo = static_cast<double>(E - k) * c.a_lo;
-  c.active_mass = hi / (hi + lo);
-  c.active_mass_var = c.active_mass * (1 - c.active_mass) / (c.lambda_p * (hi + lo) + 1);
+  c.a_lo = s.a_lo;
+  c.lambda_p = s.lambda_p;
+  const BetaParams mass = subset_mass_beta(E, k, c.lambda_p, c.a_hi, c.a_lo);
+  c.active_mass = mass.mean();
+  c.active_mass_var = mass.variance();
   std::vector<double> a(static_cast<size_t>(E), c.a_lo);
-  std::fill(a.begin(), a.begin() + k, c.a_hi);
-  c.simpson = stats::dirichlet_simpson(c.lambda_p, a);
-  c.effective_experts = stats::effective_number(c.simpson);
+  for (int64_t i = 0; i < k && i < E; ++i) a[static_cast<size_t>(i)] = c.a_hi;
+  c.simpson = expected_simpson(a, c.lambda_p);
+  c.effective_experts = c.simpson > 0 ? 1.0 / c.simpson : 0.0;
   return c;
 }
 

@@ -13,7 +13,8 @@ class DecoderTrainable : public TrainableModel {
  public:
   explicit DecoderTrainable(Decoder decoder) : decoder_(std::move(decoder)), counts_(decoder_->parameter_counts()) {}
   torch::nn::Module& module() override { return *decoder_; }
-  DecoderOutput forward(const torch::Tensor& tokens_BT) override { return decoder_->forward(tokens_BT); }
+  DecoderOutput forward(const torch::Tensor& tokens_BT) override { return decoder_->forward(tokens_BT, sink_); }
+  void set_routing_sink(RoutingStatsSink* sink) override { sink_ = sink; }
   void set_step(int64_t step) override { decoder_->set_step(step); }
   void update_controllers() override { decoder_->update_controllers(); }
   std::optional<double> flops_per_token(const std::vector<double>& active_experts_per_layer) const override {
@@ -26,6 +27,7 @@ class DecoderTrainable : public TrainableModel {
  private:
   Decoder decoder_;
   ParameterCounts counts_;
+  RoutingStatsSink* sink_ = nullptr;
 };
 
 }  // namespace

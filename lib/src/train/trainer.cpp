@@ -15,6 +15,8 @@
 
 #include "dirmoe/core/atomic_file.h"
 #include "dirmoe/core/build_info.h"
+#include "dirmoe/stats/routing_stats_accumulator.h"
+#include "dirmoe/stats/routing_time_series.h"
 #include "dirmoe/train/checkpoint.h"
 #include "dirmoe/train/lr_schedule.h"
 #include "dirmoe/train/optimizer.h"
@@ -131,6 +133,12 @@ struct Trainer::State {
   std::filesystem::path last_ckpt;
   std::ostream* log = &std::cerr;
   std::unique_ptr<TrainingProgress> progress;
+
+  // Routing time series (train.stats_every > 0, rank 0 only): the accumulator is the model's sink
+  // only during the forwards of every stats_every-th step (all its micro-batches, this rank's rows),
+  // and each such step appends one row, then resets it. Other steps pay nothing.
+  std::unique_ptr<RoutingStatsAccumulator> stats_acc;
+  std::unique_ptr<RoutingTimeSeriesWriter> stats_writer;
 
   bool main() const { return dist->is_main(); }
   void say(const std::string& text) {
@@ -370,6 +378,23 @@ TrainResult Trainer::run() {
         which, at_step, s.dist->rank(), s.step, where));
   };
 
+  if (s.main() && train.stats_every > 0 && !s.stats_writer) {
+    // A resumed run starts a new file beside the first one instead of truncating it.
+    auto path = s.io.out_dir / "routing_train.h5";
+    if (s.step > 0 && std::filesystem::exists(path))
+      path = s.io.out_dir / fmt::format("routing_train_from_step_{:08d}.h5", s.step);
+    RoutingStatsOptions so;
+    so.n_layers = s.config.model.n_layers;
+    so.n_experts = s.config.model.n_experts;
+    s.stats_acc = std::make_unique<RoutingStatsAccumulator>(so);
+    s.stats_writer = std::make_unique<RoutingTimeSeriesWriter>(
+        path, so.n_layers, so.n_experts,
+        RoutingTimeSeriesAttrs{{"router", s.config.router.type},
+                               {"config", config_to_json(s.config).dump()},
+                               {"git_rev", git_revision()},
+                               {"stats_every", std::to_string(train.stats_every)}});
+  }
+
   auto window_start = Clock::now();
   int64_t window_tokens = 0;
   double window_seconds = 0;
@@ -383,6 +408,8 @@ TrainResult Trainer::run() {
     const double lr = learning_rate_at(index, train);
     set_learning_rate(*s.optimizer, lr);
     s.optimizer->zero_grad(/*set_to_none=*/true);
+    const bool stats_now = s.stats_writer != nullptr && is_every(index + 1, train.stats_every);
+    if (stats_now) s.model->set_routing_sink(s.stats_acc.get());
 
     torch::Tensor lm_sum = torch::zeros({}, fopts);
     std::map<std::string, torch::Tensor> aux_sum;
@@ -452,6 +479,11 @@ TrainResult Trainer::run() {
     if (W > 1) s.dist->broadcast_buffers(module);
 
     ++s.step;
+    if (stats_now) {
+      s.model->set_routing_sink(nullptr);
+      s.stats_writer->append(s.step, s.stats_acc->snapshot());
+      s.stats_acc->reset();
+    }
     const int64_t step_tokens = B * A * W * T;
     s.tokens += step_tokens;
     window_tokens += step_tokens;

@@ -22,7 +22,8 @@ struct DirmoeCalibration {
   double effective_experts = 0;  // 1 / E[Σθ²]
 };
 
-/// The schedules of DESIGN.md at step t: τ_z(t) = max(τ_min, τ_0·decay^t),
+/// The prior at step t, from dirmoe_schedule() (router/dirmoe_schedule.h) and the formulas of
+/// router/dirichlet_calibration.h; the schedules (DESIGN.md) are τ_z(t) = max(τ_min, τ_0·decay^t),
 /// a_lo(t) = a_lo,end + (a_lo,0 − a_lo,end)·γ^(t/η), λ^p linear from start to end over
 /// lambda_p_steps (start values throughout when router.dirmoe.schedules is false).
 DirmoeCalibration dirmoe_calibration(const Config& config, int64_t step);

@@ -14,12 +14,16 @@
 
 namespace dirmoe {
 
+class RoutingStatsSink;
+
 class TrainableModel {
  public:
   virtual ~TrainableModel() = default;
   virtual torch::nn::Module& module() = 0;
   /// tokens_BT (B, T) int64 → DecoderOutput (logits_BTV, aux_losses, layers).
   virtual DecoderOutput forward(const torch::Tensor& tokens_BT) = 0;
+  /// Sink for the routing of the following forwards (null: none). Models without one ignore it.
+  virtual void set_routing_sink(RoutingStatsSink* /*sink*/) {}
   /// Router schedules to step t (0-based index of the step about to run).
   virtual void set_step(int64_t /*step*/) {}
   /// Router controllers after the optimiser step.
