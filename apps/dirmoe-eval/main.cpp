@@ -99,6 +99,8 @@ int run_eval(const EvalOptions& opt) {
       HeldoutTaskOptions ho;
       ho.n_examples = config.eval.heldout_examples;
       ho.seed = config.eval.seed;
+      // every choice must fit the window: at most half of it, in characters (>= 1 per token)
+      ho.max_continuation_chars = std::min<int64_t>(ho.max_continuation_chars, config.model.seq_len / 2);
       tasks.push_back(name == "heldout_cloze" ? build_heldout_cloze(heldout_docs, ho)
                                               : build_heldout_choice(heldout_docs, ho));
     } else {

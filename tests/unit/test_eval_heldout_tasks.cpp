@@ -95,3 +95,22 @@ TEST_CASE("held-out tasks fail clearly on unusable documents", "[eval]") {
   CHECK_THROWS_AS(build_heldout_cloze(docs, {}), dirmoe::DataError);
   CHECK_THROWS_AS(build_heldout_choice(docs, {}), dirmoe::DataError);
 }
+
+TEST_CASE("heldout_choice: no choice is longer than max_continuation_chars", "[eval]") {
+  auto docs = make_docs();
+  // a document of long "words" (like a table or a hex dump) must not give spans that overflow
+  std::string wide;
+  for (int w = 0; w < 120; ++w) wide += (w ? " " : "") + std::string(40, static_cast<char>('a' + w % 26));
+  docs.push_back({wide, 0});
+  docs.push_back({wide + " tail", 0});
+  HeldoutTaskOptions o;
+  o.n_examples = 60;
+  o.context_words = 20;
+  o.continuation_words = 6;
+  o.max_continuation_chars = 60;
+  Task t = build_heldout_choice(docs, o);
+  REQUIRE(!t.docs.empty());
+  for (const auto& d : t.docs) {
+    for (const auto& r : d.requests) CHECK(r.continuation.size() <= 61);  // + the leading space
+  }
+}

@@ -101,19 +101,21 @@ Task build_heldout_choice(const std::vector<HeldoutDocument>& docs, const Heldou
   task.name = "heldout_choice";
   task.kind = TaskKind::kMultipleChoice;
   task.report_acc_norm = true;
-  task.prompt_version = "dirmoe:heldout_choice:1";
+  task.prompt_version = "dirmoe:heldout_choice:2";
   task.prompt_format = "\"{" + std::to_string(options.context_words) + " words of a held-out document}\" + \" {next " +
                        std::to_string(options.continuation_words) +
-                       " words}\" | 3 spans of other documents of the same domain";
+                       " words, at most " + std::to_string(options.max_continuation_chars) + " characters}\" | 3 spans of other documents of the same domain";
   task.source = "held-out split (seed " + std::to_string(options.seed) + ")";
   const auto indexed = index_docs(docs);
   const size_t ctx_words = static_cast<size_t>(std::max<int64_t>(1, options.context_words));
   const size_t cont_words = static_cast<size_t>(std::max<int64_t>(1, options.continuation_words));
+  const size_t max_chars = static_cast<size_t>(std::max<int64_t>(1, options.max_continuation_chars));
   // span start positions with a single space before them, per document
   auto starts = [&](const IndexedDoc& d, size_t min_start) {
     std::vector<size_t> s;
     for (size_t w = min_start; w + cont_words <= d.words.size(); ++w) {
-      if (d.words[w].space_before) s.push_back(w);
+      const size_t chars = d.words[w + cont_words - 1].end - d.words[w].begin;
+      if (d.words[w].space_before && chars <= max_chars) s.push_back(w);
     }
     return s;
   };

@@ -28,6 +28,9 @@ struct HeldoutTaskOptions {
   uint64_t seed = 1234;
   int64_t context_words = 64;
   int64_t continuation_words = 12;  // heldout_choice only
+  // heldout_choice only: spans longer than this many characters (code, tables) are not used, so
+  // that every choice fits the model's window (a BPE token covers at least one character or byte).
+  int64_t max_continuation_chars = 80;
 };
 
 /// Throws DataError when the documents cannot give a single example.
