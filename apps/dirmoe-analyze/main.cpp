@@ -68,7 +68,12 @@ void analyze_checkpoint(const AnalyzeOptions& o) {
                                         "is this the data the model was trained on?", data_dir,
                                         dataset.vocab_size(), config.model.vocab_size, ckpt_path.string()));
   const int64_t T = config.model.seq_len;
-  dirmoe::data::SequentialReader reader(dataset.split(o.split), T);
+  // Splits are stored domain by domain: read windows spread evenly over the whole split, so that
+  // --tokens N below the split's size still sees every domain in proportion.
+  const dirmoe::data::TokenSplit split = dataset.split(o.split);
+  const int64_t all_windows = split.size() > T ? (split.size() - 1) / T : 0;
+  const int64_t wanted_windows = std::max<int64_t>(1, (o.tokens + T - 1) / T);
+  dirmoe::data::SequentialReader reader(split, T, std::max<int64_t>(1, all_windows / wanted_windows));
   if (reader.n_windows() == 0)
     throw dirmoe::DataError(fmt::format("{}: split '{}' has fewer than seq_len + 1 = {} tokens", data_dir, o.split, T + 1));
 

@@ -131,3 +131,24 @@ TEST_CASE("the sequential reader walks the split in order with per-token domains
   CHECK(window == reader.n_windows());
   CHECK_FALSE(reader.next(5, tokens_BT1, domains_BT));
 }
+
+TEST_CASE("a strided sequential reader takes every s-th window", "[data][sampler]") {
+  Fixture fx;
+  ShardDataset ds(fx.dir.string());
+  const auto train = ds.split("train");
+  const int64_t all = (train.size() - 1) / 64;
+  SequentialReader reader(train, 64, /*window_stride=*/7);
+  CHECK(reader.n_windows() == (all + 6) / 7);
+  torch::Tensor tokens_BT1, domains_BT;
+  int64_t window = 0;
+  while (reader.next(3, tokens_BT1, domains_BT)) {
+    for (int64_t b = 0; b < tokens_BT1.size(0); ++b, ++window) {
+      const int64_t start = window * 7 * 64;
+      REQUIRE(start + 65 <= train.size());
+      for (int64_t t = 0; t < 65; ++t) REQUIRE(tokens_BT1[b][t].item<int64_t>() == train.token(start + t));
+      for (int64_t t = 0; t < 64; ++t) REQUIRE(domains_BT[b][t].item<int64_t>() == train.domain_of(start + t));
+    }
+  }
+  CHECK(window == reader.n_windows());
+  REQUIRE_THROWS_AS(SequentialReader(train, 64, 0), dirmoe::DataError);
+}

@@ -126,9 +126,12 @@ void WindowSampler::restore(const nlohmann::json& s) {
   }
 }
 
-SequentialReader::SequentialReader(const TokenSplit& split, int64_t seq_len) : split_(split), seq_len_(seq_len) {
+SequentialReader::SequentialReader(const TokenSplit& split, int64_t seq_len, int64_t window_stride)
+    : split_(split), seq_len_(seq_len), stride_(window_stride) {
   if (seq_len <= 0) throw DataError(fmt::format("seq_len must be > 0, got {}", seq_len));
-  n_windows_ = split.size() > seq_len ? (split.size() - 1) / seq_len : 0;
+  if (window_stride <= 0) throw DataError(fmt::format("window_stride must be > 0, got {}", window_stride));
+  const int64_t all_windows = split.size() > seq_len ? (split.size() - 1) / seq_len : 0;
+  n_windows_ = (all_windows + stride_ - 1) / stride_;
 }
 
 bool SequentialReader::next(int64_t batch_size, torch::Tensor& tokens_BT1, torch::Tensor& domains_BT) {
@@ -140,7 +143,7 @@ bool SequentialReader::next(int64_t batch_size, torch::Tensor& tokens_BT1, torch
   int64_t* tok = tokens_BT1.data_ptr<int64_t>();
   int64_t* dom = domains_BT.data_ptr<int64_t>();
   for (int64_t b = 0; b < B; ++b) {
-    const int64_t start = (next_window_ + b) * seq_len_;
+    const int64_t start = (next_window_ + b) * stride_ * seq_len_;
     split_.copy_tokens(start, seq_len_ + 1, tok + b * (seq_len_ + 1));
     // Walk the document boundaries instead of a binary search per token.
     int64_t d = split_.document_of(start);

@@ -61,10 +61,12 @@ class WindowSampler {
 
 /// In-order windows for evaluation and analysis: window w covers tokens
 /// [w·seq_len, w·seq_len + seq_len + 1), so every token but the first is a target exactly once;
-/// a tail shorter than seq_len + 1 tokens is left out.
+/// a tail shorter than seq_len + 1 tokens is left out. With `window_stride` s > 1 only every s-th
+/// window is read (windows 0, s, 2s, ...): a sample spread evenly over the whole split, so that
+/// a partial read still sees every domain (splits are stored domain by domain).
 class SequentialReader {
  public:
-  SequentialReader(const TokenSplit& split, int64_t seq_len);
+  SequentialReader(const TokenSplit& split, int64_t seq_len, int64_t window_stride = 1);
   /// Fill the next up-to-`batch_size` windows: tokens_BT1 (B, seq_len + 1) int64 and domains_BT
   /// (B, seq_len) int64, the domain id of each input token tokens_BT1[:, t]. Returns false when
   /// no window is left (the last batch may have fewer rows).
@@ -77,7 +79,8 @@ class SequentialReader {
  private:
   TokenSplit split_;
   int64_t seq_len_;
-  int64_t n_windows_;
+  int64_t stride_;
+  int64_t n_windows_;  // windows this reader yields (after the stride)
   int64_t next_window_ = 0;
 };
 
