@@ -71,7 +71,7 @@ void analyze_checkpoint(const AnalyzeOptions& o) {
   // Splits are stored domain by domain: read windows spread evenly over the whole split, so that
   // --tokens N below the split's size still sees every domain in proportion.
   const dirmoe::data::TokenSplit split = dataset.split(o.split);
-  const int64_t all_windows = split.size() > T ? (split.size() - 1) / T : 0;
+  const int64_t all_windows = dirmoe::data::SequentialReader(split, T).n_windows();
   const int64_t wanted_windows = std::max<int64_t>(1, (o.tokens + T - 1) / T);
   dirmoe::data::SequentialReader reader(split, T, std::max<int64_t>(1, all_windows / wanted_windows));
   if (reader.n_windows() == 0)
