@@ -14,6 +14,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,13 @@ def load_json(path):
     except json.JSONDecodeError as e:
         print(f"results_table: {path}: not valid JSON ({e}); skipped", file=sys.stderr)
         return None
+
+
+def write_atomic(path, write):
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        write(f)
+    os.replace(tmp, path)
 
 
 def mean_std(values):
@@ -96,7 +104,9 @@ def fmt(m, s, digits=3):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path, help="sweep output directory")
-    ap.add_argument("--routers", nargs="+", default=["dirmoe", "switch", "remoe", "sparsemixer"])
+    ap.add_argument("--routers", nargs="+", default=["dirmoe", "switch", "remoe", "sparsemixer"],
+                    help="run groups to tabulate: <out>/<name>/seed*/ for each name")
+    ap.add_argument("--label", default="router", help="what a run group is called in the table's first column")
     args = ap.parse_args()
 
     runs = {}
@@ -120,13 +130,13 @@ def main():
             accs = [row.get(f"task:{t}") for t in tasks]
             row["avg_acc"] = sum(accs) / len(accs) if accs and all(a is not None for a in accs) else None
 
-    header = ["router", "seeds"] + [c[1] for c in columns] + ["parity"]
+    header = [args.label, "seeds"] + [c[1] for c in columns] + ["parity"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     csv_rows = []
     for router, rs in runs.items():
         rows = [r for _, r in rs]
         cells = [router, str(len(rows))]
-        csv_row = {"router": router, "seeds": len(rows)}
+        csv_row = {args.label: router, "seeds": len(rows)}
         for key, _, digits in columns:
             m, s, n = mean_std([r.get(key) for r in rows])
             cells.append(fmt(m, s, digits))
@@ -145,11 +155,14 @@ def main():
             "run's tolerance from k. Parameters: " +
             ", ".join(f"{r} {p[0]:,}" for r, p in params.items() if p and p[0]) + ".")
     text = "\n".join(lines) + "\n\n" + note + "\n"
-    (args.out / "results.md").write_text(text)
-    with open(args.out / "results.csv", "w", newline="") as f:
+    # Written to a temporary name and renamed, so an interrupted collector never leaves half a table.
+    write_atomic(args.out / "results.md", lambda f: f.write(text))
+
+    def write_csv(f):
         writer = csv.DictWriter(f, fieldnames=list(csv_rows[0].keys()))
         writer.writeheader()
         writer.writerows(csv_rows)
+    write_atomic(args.out / "results.csv", write_csv)
 
     try:
         import matplotlib
@@ -170,7 +183,9 @@ def main():
         ax.legend()
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(args.out / "val_loss.png", dpi=120)
+        tmp = args.out / "val_loss.png.tmp"
+        fig.savefig(tmp, dpi=120, format="png")
+        os.replace(tmp, args.out / "val_loss.png")
     except Exception as e:  # the table matters more than the figure
         print(f"results_table: figure skipped: {e}", file=sys.stderr)
 
