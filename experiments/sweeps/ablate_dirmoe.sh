@@ -18,33 +18,17 @@ bin=${DIRMOE_BIN_DIR:-$root/build/bin}
 python=${DIRMOE_PYTHON:-$root/.venv/bin/python}
 source "$root/experiments/sweeps/sweep_lib.sh"
 
-scale=tiny seeds=1 out=runs/ablate_dirmoe jobs=1 steps="" data="" task_dir="" eval_tasks=""
+out=runs/ablate_dirmoe
 variants="base no_sparsity no_schedules k2 soft"
-analyze_tokens=32768
-extra_sets=() eval_sets=()
+sweep_parse_args "$@"
+set -- "${sweep_rest[@]}"
 while (($#)); do
   case "$1" in
-    --scale) scale=$2; shift 2 ;;
-    --seeds) seeds=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    --jobs) jobs=$2; shift 2 ;;
-    --steps) steps=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --task-dir) task_dir=$2; shift 2 ;;
-    --tasks) eval_tasks=$2; shift 2 ;;
-    --variants) variants=$2; shift 2 ;;
-    --analyze-tokens) analyze_tokens=$2; shift 2 ;;
-    --set) extra_sets+=(--set "$2"); shift 2 ;;
-    --eval-set) eval_sets+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --variants) (($# >= 2)) || { echo "ablate_dirmoe.sh: --variants needs a value" >&2; exit 2; }; variants=$2; shift 2 ;;
+    -h|--help) sweep_usage; exit 0 ;;
     *) echo "ablate_dirmoe.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-case "$scale" in
-  tiny) config="$root/experiments/configs/tiny_dirmoe.json"; eval_sets=(--set eval.validation_tokens=65536 "${eval_sets[@]}") ;;
-  185m) config="$root/experiments/configs/llama185m_dirmoe.json" ;;
-  *) echo "ablate_dirmoe.sh: --scale must be tiny or 185m" >&2; exit 2 ;;
-esac
 variant_sets() {  # the --set arguments that make a variant
   case "$1" in
     base) ;;
@@ -58,19 +42,14 @@ variant_sets() {  # the --set arguments that make a variant
 for v in $variants; do
   variant_sets "$v" > /dev/null || { echo "ablate_dirmoe.sh: unknown variant '$v' (see --help)" >&2; exit 2; }
 done
-[[ "$seeds" =~ ^[1-9][0-9]*$ ]] || { echo "ablate_dirmoe.sh: --seeds must be a positive integer" >&2; exit 2; }
-[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || { echo "ablate_dirmoe.sh: --jobs must be a positive integer" >&2; exit 2; }
-sweep_require_tools
-mkdir -p "$out"
-threads=$(( $(nproc) / jobs )); (( threads >= 1 )) || threads=1
-[ -n "$eval_tasks" ] || eval_tasks=$(sweep_default_tasks)
+sweep_setup
 
 for seed in $(seq 1 "$seeds"); do
   for v in $variants; do
     # shellcheck disable=SC2207  # the variant's sets are fixed words without spaces
     sets=(--set "train.seed=$seed" --set "train.threads=$threads" $(variant_sets "$v") "${extra_sets[@]}")
     [ -n "$steps" ] && sets+=(--set "train.max_steps=$steps")
-    sweep_spawn sweep_run_one "$v seed $seed" "$out/$v/seed$seed" "$config" "${sets[@]}"
+    sweep_spawn sweep_run_one "$v seed $seed" "$out/$v/seed$seed" "$(sweep_config dirmoe)" "${sets[@]}"
   done
 done
 failed=0

@@ -1,6 +1,6 @@
-# Shared by the sweep scripts (sourced, not run): one resume-safe run = train → eval → analyze,
-# and a small job pool. The caller sets: bin, threads, data, task_dir, eval_tasks, eval_sets[],
-# analyze_tokens.
+# Shared by the sweep scripts (sourced, not run): their common options, one resume-safe run =
+# train → eval → analyze, and a small job pool. The caller sets bin, then calls
+# sweep_parse_args "$@" (options it does not know land in sweep_rest) and sweep_setup.
 #
 # Resume rules, per run directory:
 #   - summary.json with "status": "finished" and the requested max_steps: training is skipped;
@@ -10,6 +10,57 @@
 #     starts at step 0 (dropping metric lines written after that checkpoint).
 #   - eval.json and analysis/routing.h5 are written atomically by their tools, so a file that
 #     exists is complete; each is redone only when missing.
+
+# Common options and their defaults.
+scale=tiny seeds=1 out="" jobs=1 steps="" data="" task_dir="" eval_tasks=""
+analyze_tokens=32768
+extra_sets=() eval_sets=() sweep_rest=()
+sweep_parse_args() {
+  while (($#)); do
+    case "$1" in
+      --scale|--seeds|--out|--jobs|--steps|--data|--task-dir|--tasks|--analyze-tokens|--set|--eval-set)
+        (($# >= 2)) || { echo "$(basename "$0"): $1 needs a value (see --help)" >&2; exit 2; } ;;
+    esac
+    case "$1" in
+      --scale) scale=$2; shift 2 ;;
+      --seeds) seeds=$2; shift 2 ;;
+      --out) out=$2; shift 2 ;;
+      --jobs) jobs=$2; shift 2 ;;
+      --steps) steps=$2; shift 2 ;;
+      --data) data=$2; shift 2 ;;
+      --task-dir) task_dir=$2; shift 2 ;;
+      --tasks) eval_tasks=$2; shift 2 ;;
+      --analyze-tokens) analyze_tokens=$2; shift 2 ;;
+      --set) extra_sets+=(--set "$2"); shift 2 ;;
+      --eval-set) eval_sets+=(--set "$2"); shift 2 ;;
+      *) sweep_rest+=("$1"); shift ;;
+    esac
+  done
+}
+
+# After parsing: check the options, pick threads per run and the tasks, make --out.
+sweep_setup() {
+  case "$scale" in
+    # tiny: a smaller validation sample keeps eval at about a minute per run on 2 cores
+    tiny) eval_sets=(--set eval.validation_tokens=65536 "${eval_sets[@]}") ;;
+    185m) ;;
+    *) echo "$(basename "$0"): --scale must be tiny or 185m" >&2; exit 2 ;;
+  esac
+  [[ "$seeds" =~ ^[1-9][0-9]*$ ]] || { echo "$(basename "$0"): --seeds must be a positive integer" >&2; exit 2; }
+  [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || { echo "$(basename "$0"): --jobs must be a positive integer" >&2; exit 2; }
+  [[ -z "$steps" || "$steps" =~ ^[1-9][0-9]*$ ]] || { echo "$(basename "$0"): --steps must be a positive integer" >&2; exit 2; }
+  sweep_require_tools
+  mkdir -p "$out"
+  threads=$(( $(nproc) / jobs )); (( threads >= 1 )) || threads=1
+  [ -n "$eval_tasks" ] || eval_tasks=$(sweep_default_tasks)
+}
+
+# The config file of a recipe at the chosen scale: experiments/configs/<tiny|llama185m>_<name>.json.
+sweep_config() {
+  local prefix=tiny
+  [ "$scale" = 185m ] && prefix=llama185m
+  echo "$root/experiments/configs/${prefix}_$1.json"
+}
 
 sweep_require_tools() {
   local tool
@@ -95,4 +146,9 @@ sweep_spawn() {
 sweep_wait_all() {
   wait
   [ ! -s "$sweep_fail_log" ]
+}
+
+# --help: the calling script's leading comment block.
+sweep_usage() {
+  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
 }
