@@ -57,6 +57,23 @@ std::vector<IndexedDoc> index_docs(const std::vector<HeldoutDocument>& docs) {
   return out;
 }
 
+/// The text of words [first, w) of a document, without the space before word w.
+std::string words_before(const IndexedDoc& d, size_t first, size_t w) {
+  return d.doc->text.substr(d.words[first].begin, d.words[w].begin - 1 - d.words[first].begin);
+}
+
+/// Calls make_doc(document, word) for min(n_examples, candidates) candidates drawn without
+/// replacement by a seeded partial Fisher-Yates shuffle; make_doc may draw from the same rng.
+template <typename MakeDoc>
+void sample_candidates(std::vector<std::pair<size_t, size_t>>& candidates, int64_t n_examples, std::mt19937_64& rng,
+                       MakeDoc&& make_doc) {
+  const size_t n = std::min<size_t>(candidates.size(), static_cast<size_t>(std::max<int64_t>(1, n_examples)));
+  for (size_t i = 0; i < n; ++i) {
+    std::swap(candidates[i], candidates[i + draw(rng, candidates.size() - i)]);
+    make_doc(candidates[i].first, candidates[i].second);
+  }
+}
+
 }  // namespace
 
 Task build_heldout_cloze(const std::vector<HeldoutDocument>& docs, const HeldoutTaskOptions& options) {
@@ -79,20 +96,15 @@ Task build_heldout_cloze(const std::vector<HeldoutDocument>& docs, const Heldout
   }
   if (candidates.empty()) throw DataError("heldout_cloze: the held-out documents hold no usable passage");
   std::mt19937_64 rng(options.seed);
-  // sample without replacement by a seeded partial Fisher-Yates shuffle
-  const size_t n = std::min<size_t>(candidates.size(), static_cast<size_t>(std::max<int64_t>(1, options.n_examples)));
-  for (size_t i = 0; i < n; ++i) {
-    std::swap(candidates[i], candidates[i + draw(rng, candidates.size() - i)]);
-    const auto [d, w] = candidates[i];
+  sample_candidates(candidates, options.n_examples, rng, [&](size_t d, size_t w) {
     const auto& words = indexed[d].words;
-    const std::string& text = indexed[d].doc->text;
     const size_t first = w >= static_cast<size_t>(options.context_words) ? w - options.context_words : 0;
     TaskDoc doc;
-    doc.requests.push_back({text.substr(words[first].begin, words[w].begin - 1 - words[first].begin),
-                            " " + text.substr(words[w].begin, words[w].end - words[w].begin)});
+    doc.requests.push_back({words_before(indexed[d], first, w),
+                            " " + indexed[d].doc->text.substr(words[w].begin, words[w].end - words[w].begin)});
     doc.choice_chars.push_back(utf8_length(doc.requests[0].continuation));
     task.docs.push_back(std::move(doc));
-  }
+  });
   return task;
 }
 
@@ -141,14 +153,8 @@ Task build_heldout_choice(const std::vector<HeldoutDocument>& docs, const Heldou
     return text.substr(words[w].begin, words[w + cont_words - 1].end - words[w].begin);
   };
   std::mt19937_64 rng(options.seed);
-  const size_t n = std::min<size_t>(candidates.size(), static_cast<size_t>(std::max<int64_t>(1, options.n_examples)));
-  for (size_t i = 0; i < n; ++i) {
-    std::swap(candidates[i], candidates[i + draw(rng, candidates.size() - i)]);
-    const auto [d, w] = candidates[i];
-    const auto& words = indexed[d].words;
-    const std::string& text = indexed[d].doc->text;
-    const size_t first = w - ctx_words;
-    const std::string context = text.substr(words[first].begin, words[w].begin - 1 - words[first].begin);
+  sample_candidates(candidates, options.n_examples, rng, [&](size_t d, size_t w) {
+    const std::string context = words_before(indexed[d], w - ctx_words, w);
     std::vector<std::string> choices = {span(d, w)};
     const auto& pool = docs_by_domain[indexed[d].doc->domain];
     for (int k = 0; k < 3; ++k) {
@@ -167,7 +173,7 @@ Task build_heldout_choice(const std::vector<HeldoutDocument>& docs, const Heldou
       doc.choice_chars.push_back(utf8_length(c));
     }
     task.docs.push_back(std::move(doc));
-  }
+  });
   return task;
 }
 
