@@ -43,6 +43,9 @@ namespace {
 
 [[maybe_unused]] torch::Device pick_device(const std::string& wanted) {
   if (wanted == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  if (wanted.rfind("cuda", 0) == 0 && !torch::cuda::is_available()) {
+    throw dirmoe::ConfigError(fmt::format("--device {}: CUDA is not available here; use --device cpu (or auto)", wanted));
+  }
   return torch::Device(wanted);
 }
 
