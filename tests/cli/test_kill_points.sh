@@ -20,16 +20,17 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 export OMP_NUM_THREADS=1
 read -r -a DELAYS <<<"${KILL_DELAYS:-0.1 0.9}"
 
-# Runs "$@" in the background and SIGKILLs it after $delay seconds; returns 0 if it was killed,
-# 1 if it had already exited (then its exit code is in $run_rc).
+# Runs "$@" in the background and SIGKILLs it after $delay seconds; returns 0 if the kill ended
+# it, 1 if it had already exited by itself (then its exit code is in $run_rc). A process that has
+# exited but is not yet reaped still accepts the signal, so the exit status decides.
 kill_after() {
   local delay=$1; shift
   "$@" >/dev/null 2>&1 &
   local pid=$!
   sleep "$delay"
-  if kill -KILL "$pid" 2>/dev/null; then wait "$pid" 2>/dev/null; return 0; fi
-  wait "$pid"; run_rc=$?
-  return 1
+  kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null; run_rc=$?
+  [ "$run_rc" -eq 137 ]
 }
 
 # Every *.ckpt must be a whole checkpoint (layout of lib/include/dirmoe/train/checkpoint_file.h).
@@ -83,12 +84,25 @@ TRAIN=(--config "$SRC/experiments/configs/tiny_dirmoe.json" --set data.dir="$TMP
        --set model.n_experts=4 --set train.batch_size=4 --set train.threads=1 --set train.log_every=1
        --set train.eval_batches=1 --set train.device=cpu --set train.max_steps=16 --set train.eval_every=8
        --set train.ckpt_every=4)
+# Every step logged once, with the losses of the uninterrupted run, and the summary says finished.
+same_run() {
+  "$PY" - "$1" "$2" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(f"{sys.argv[1]}/metrics.jsonl")]
+b = [json.loads(l) for l in open(f"{sys.argv[2]}/metrics.jsonl")]
+assert [x["step"] for x in b] == list(range(1, 17)), [x["step"] for x in b]
+assert [x["loss"] for x in a] == [x["loss"] for x in b]
+s = json.load(open(f"{sys.argv[2]}/summary.json"))
+assert s["status"] == "finished", s["status"]
+PY
+}
 "$BIN/dirmoe-train" "${TRAIN[@]}" --out "$TMP/run" 2>"$TMP/run.err" || { cat "$TMP/run.err"; fail "reference training run"; }
 for d in "${DELAYS[@]}"; do
   out="$TMP/run_$d"
   if kill_after "$d" "$BIN/dirmoe-train" "${TRAIN[@]}" --out "$out"; then
-    if [ -e "$out/summary.json" ]; then
-      grep -q '"status": "finished"' "$out/summary.json" && fail "train killed at ${d}s left a summary saying finished"
+    # A kill after the summary was written is a finished run: then it must be whole.
+    if grep -qs '"status": "finished"' "$out/summary.json"; then
+      same_run "$TMP/run" "$out" || fail "train killed at ${d}s left a summary saying finished over an unfinished run"
     fi
     [ -d "$out/checkpoints" ] && { check_checkpoints "$out/checkpoints" || fail "train killed at ${d}s left a damaged checkpoint"; }
     state=killed
@@ -99,15 +113,7 @@ for d in "${DELAYS[@]}"; do
   "$BIN/dirmoe-train" "${TRAIN[@]}" --out "$out" --resume 2>"$TMP/resume.err" \
     || { cat "$TMP/resume.err"; fail "resume after kill at ${d}s"; }
   check_checkpoints "$out/checkpoints" || fail "checkpoints after resume"
-  "$PY" - "$TMP/run" "$out" <<'PY' || fail "train resumed after kill at ${d}s does not match the uninterrupted run"
-import json, sys
-a = [json.loads(l) for l in open(f"{sys.argv[1]}/metrics.jsonl")]
-b = [json.loads(l) for l in open(f"{sys.argv[2]}/metrics.jsonl")]
-assert [x["step"] for x in b] == list(range(1, 17)), [x["step"] for x in b]
-assert [x["loss"] for x in a] == [x["loss"] for x in b]
-s = json.load(open(f"{sys.argv[2]}/summary.json"))
-assert s["status"] == "finished", s["status"]
-PY
+  same_run "$TMP/run" "$out" || fail "train resumed after kill at ${d}s does not match the uninterrupted run"
   echo "ok: dirmoe-train ${state} at ${d}s; resumed run identical to the uninterrupted one"
 done
 
