@@ -18,7 +18,7 @@ TMP="$(mktemp -d)"
 trap 'kill -KILL $(jobs -p) 2>/dev/null; rm -rf "$TMP"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 export OMP_NUM_THREADS=1
-read -r -a DELAYS <<<"${KILL_DELAYS:-0.1 0.9}"
+read -r -a DELAYS <<<"${KILL_DELAYS:-0.1 0.4}"
 
 # Runs "$@" in the background and SIGKILLs it after $delay seconds; returns 0 if the kill ended
 # it, 1 if it had already exited by itself (then its exit code is in $run_rc). A process that has

@@ -73,7 +73,7 @@ struct Writer {
       std::vector<int64_t> v(n);
       for (auto& x : v) {
         const double d = number();
-        x = std::isfinite(d) ? static_cast<int64_t>(d) : -7;
+        x = std::isfinite(d) && std::fabs(d) < 9e18 ? static_cast<int64_t>(d) : -7;
       }
       write(type, static_cast<const void*>(v.data()));
     }
