@@ -30,7 +30,7 @@ build: $(BUILD_DIR)/build.ninja
 # a few seconds of fuzzing). GPU tests run only where CUDA is present.
 test: build fuzz-build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $$(../scripts/ctest_label_filter.sh)
-	cd $(FUZZ_DIR) && ctest --output-on-failure -L fuzz
+	cd $(FUZZ_DIR) && ctest --output-on-failure -j $(JOBS) -L fuzz
 
 # The fuzz targets: clang + libFuzzer + ASan/UBSan over the reader sources only (tests/fuzz/CMakeLists.txt).
 $(FUZZ_DIR)/build.ninja: $(SETUP_STAMP) CMakeLists.txt tests/fuzz/CMakeLists.txt
