@@ -25,7 +25,9 @@ namespace dirmoe::fuzz {
 
 /// A directory private to this process (under /dev/shm when present), removed at exit.
 inline const std::filesystem::path& scratch_dir() {
-  static const std::filesystem::path dir = [] {
+  // NOTE: never destroyed, so that the exit handler below still sees it (a function-local static
+  // would be destroyed before a handler registered during its own construction runs).
+  static const std::filesystem::path* const dir = [] {
     std::error_code ec;
     const std::string base = std::filesystem::is_directory("/dev/shm", ec)
                                  ? std::string("/dev/shm")
@@ -35,13 +37,17 @@ inline const std::filesystem::path& scratch_dir() {
       std::perror("mkdtemp");
       std::abort();
     }
+    return new std::filesystem::path(pattern);
+  }();
+  static const bool cleanup_registered = [] {
     std::atexit([] {
       std::error_code ignored;
-      std::filesystem::remove_all(scratch_dir(), ignored);
+      std::filesystem::remove_all(*dir, ignored);
     });
-    return std::filesystem::path(pattern);
+    return true;
   }();
-  return dir;
+  (void)cleanup_registered;
+  return *dir;
 }
 
 /// Writes `bytes` to `path` (replacing it).
