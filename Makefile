@@ -1,14 +1,17 @@
 # Thin entry points; the work is in CMake and the scripts they call.
 #   make test   set-up + build + the test suite (what CI runs)
 #   make demo   set-up + build + default corpus + a short train of each router + eval + analyze + report
+#   make fuzz   the libFuzzer targets of tests/fuzz, FUZZ_SECONDS each (make test runs a few seconds of each)
 SHELL := /bin/bash
 PYTHON ?= .venv/bin/python
 BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 300
 SETUP_STAMP := .venv/.dirmoe-setup-$(shell cat requirements.txt scripts/setup.sh 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: setup build test test-all test-asan demo bench format clean
+.PHONY: setup build test test-all test-asan fuzz fuzz-build demo bench format clean
 
 setup: $(SETUP_STAMP)
 
@@ -23,9 +26,23 @@ $(BUILD_DIR)/build.ninja: $(SETUP_STAMP) CMakeLists.txt
 build: $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# Quick suite (unit + cli + python reference checks). GPU tests run only where CUDA is present.
-test: build
+# Quick suite (unit + cli + python reference checks, then each fuzz target's committed corpus and
+# a few seconds of fuzzing). GPU tests run only where CUDA is present.
+test: build fuzz-build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $$(../scripts/ctest_label_filter.sh)
+	cd $(FUZZ_DIR) && ctest --output-on-failure -j $(JOBS) -L fuzz
+
+# The fuzz targets: clang + libFuzzer + ASan/UBSan over the reader sources only (tests/fuzz/CMakeLists.txt).
+$(FUZZ_DIR)/build.ninja: $(SETUP_STAMP) CMakeLists.txt tests/fuzz/CMakeLists.txt
+	cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDIRMOE_FUZZ=ON \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
+
+fuzz-build: $(FUZZ_DIR)/build.ninja
+	cmake --build $(FUZZ_DIR) -j $(JOBS)
+
+fuzz: fuzz-build
+	bash scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 
 # Everything, slow tests included.
 test-all: build
@@ -36,8 +53,10 @@ test-asan: setup
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j $(JOBS) -LE 'gpu|slow'
 
+# NOTE: with the precompiled header: LibTorch's headers are parsed once, and without it c10's glog-style CHECK
+# macro replaces Catch's CHECK in test files that include catch.hpp before torch.h.
 build-asan-configure:
-	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDIRMOE_SANITIZE=ON -DDIRMOE_USE_PCH=OFF \
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDIRMOE_SANITIZE=ON -DDIRMOE_USE_PCH=ON \
 	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
 
 demo: build
@@ -50,4 +69,4 @@ format:
 	find lib apps tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR) build-asan
+	rm -rf $(BUILD_DIR) build-asan $(FUZZ_DIR)

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 build_pkgs=(build-essential cmake ninja-build ccache pkg-config git
             libcli11-dev nlohmann-json3-dev libfmt-dev libhdf5-dev catch2
             libsentencepiece-dev zlib1g-dev libzstd-dev python3-venv
-            libgloo-dev)  # Gloo headers: the torch wheel ships ProcessGroupGloo.hpp without them
+            libgloo-dev   # Gloo headers: the torch wheel ships ProcessGroupGloo.hpp without them
+            clang libclang-rt-14-dev)  # libFuzzer + sanitizer runtimes for tests/fuzz
 # Text the default corpus is assembled from (see lib/src/data/default_corpus.cpp).
 corpus_pkgs=(python3-doc linux-doc dict-gcide fortunes wordnet-base)
 

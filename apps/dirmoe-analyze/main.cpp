@@ -7,6 +7,7 @@
 //   dirmoe-analyze compare A.h5 B.h5 ... [--out FILE.md]   side-by-side table (markdown; JSON beside)
 //   dirmoe-analyze report routing.h5 --out DIR             report.md + report.json of one file
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -124,6 +125,9 @@ void analyze_checkpoint(const AnalyzeOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Past a file-size limit (ulimit -f) a write then fails with EFBIG and is reported with the
+  // file's name, instead of SIGXFSZ killing the process in the middle of it.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"dirmoe-analyze: routing statistics of MoE checkpoints (HDF5, reports, comparisons)"};
   app.require_subcommand(0, 1);
 

@@ -2,6 +2,7 @@
 //   dirmoe-data build --out DIR [--source default|PATH ...] [--vocab-size N] [--tokenizer FILE.model]
 //                     [--seed S] [--split 0.98,0.01,0.01] [--max-docs-per-domain N]
 //   dirmoe-data verify DIR       sizes and sha256 of every file against the manifest
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -59,6 +60,9 @@ void print_summary(const nlohmann::json& m, const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Past a file-size limit (ulimit -f) a write then fails with EFBIG and is reported with the
+  // file's name, instead of SIGXFSZ killing the process in the middle of it.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"dirmoe-data: build and check token shards"};
   app.require_subcommand(1);
 

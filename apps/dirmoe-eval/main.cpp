@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <iostream>
 
@@ -42,6 +43,9 @@ namespace {
 
 [[maybe_unused]] torch::Device pick_device(const std::string& wanted) {
   if (wanted == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  if (wanted.rfind("cuda", 0) == 0 && !torch::cuda::is_available()) {
+    throw dirmoe::ConfigError(fmt::format("--device {}: CUDA is not available here; use --device cpu (or auto)", wanted));
+  }
   return torch::Device(wanted);
 }
 
@@ -216,6 +220,9 @@ int run_export(const std::string&, const std::string&, const std::string&) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Past a file-size limit (ulimit -f) a write then fails with EFBIG and is reported with the
+  // file's name, instead of SIGXFSZ killing the process in the middle of it.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"dirmoe-eval: zero-shot evaluation (lm-eval-harness scoring), result tables, export"};
   EvalOptions opt;
   app.add_option("--checkpoint", opt.checkpoint, "checkpoint file or run directory");

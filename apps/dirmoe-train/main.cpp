@@ -29,6 +29,9 @@ extern "C" void on_stop_signal(int /*signal*/) { g_stop_requested.store(true); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Past a file-size limit (ulimit -f) a write then fails with EFBIG and is reported with the
+  // file's name, instead of SIGXFSZ killing the process in the middle of it.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"Train one dirmoe config (decoder + router) on token shards written by dirmoe-data."};
   std::string config_path;
   std::string out_dir;

@@ -209,7 +209,7 @@ Config load_config_file(const std::string& path) {
     try {
       json reparsed = json::parse(text);
       (void)reparsed;
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       throw ConfigError(fmt::format("{}: not valid JSON: {}", path, e.what()));
     }
     throw ConfigError(fmt::format("{}: not valid JSON", path));
@@ -221,6 +221,11 @@ void apply_override(Config& config, const std::string& assignment) {
   const size_t eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
     throw ConfigError(fmt::format("--set {}: expected KEY=VALUE, e.g. --set train.lr=3e-4", assignment));
+  }
+  try {
+    (void)json(assignment).dump();  // the JSON writer checks the UTF-8 that config.json will need
+  } catch (const json::type_error&) {
+    throw ConfigError("--set: an argument is not valid UTF-8; check the shell quoting and the terminal's encoding");
   }
   const std::string key_path = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);

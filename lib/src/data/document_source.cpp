@@ -104,7 +104,7 @@ void read_jsonl(const fs::path& path, const std::string& default_domain, Documen
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(cleaned);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       throw DataError(fmt::format("{}:{}: malformed JSON ({})", path.string(), line_no, e.what()));
     }
     if (!j.is_object()) throw DataError(fmt::format("{}:{}: expected a JSON object per line", path.string(), line_no));

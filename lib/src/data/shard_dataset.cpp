@@ -28,6 +28,12 @@ TokenSplit::TokenSplit(std::string name, std::shared_ptr<const MappedFile> token
   }
   uint64_t header[4];
   std::memcpy(header, index_->data(), sizeof(header));
+  // Bound the header's counts by the file sizes first, so that the size arithmetic below cannot wrap.
+  if (header[1] > (index_->size() - 32) / 10 || header[2] > tokens_->size() / static_cast<size_t>(dtype_bytes_)) {
+    throw DataError(fmt::format("{}: its header describes {} documents and {} tokens, more than the files hold; the "
+                                "file is truncated or corrupted, rebuild the data directory",
+                                ipath, header[1], header[2]));
+  }
   n_documents_ = static_cast<int64_t>(header[1]);
   n_tokens_ = static_cast<int64_t>(header[2]);
   const size_t expect = 32 + (static_cast<size_t>(n_documents_) + 1) * 8 + static_cast<size_t>(n_documents_) * 2;
@@ -106,6 +112,13 @@ T get_field(const nlohmann::json& j, const char* key, const std::string& where) 
   }
 }
 
+/// The object `key` of `j`, or a DataError naming `where`.
+nlohmann::json get_section(const nlohmann::json& j, const char* key, const std::string& where) {
+  auto section = get_field<nlohmann::json>(j, key, where);
+  if (!section.is_object()) throw DataError(fmt::format("{}: \"{}\" is not an object; rebuild the data directory", where, key));
+  return section;
+}
+
 }  // namespace
 
 ShardDataset::ShardDataset(const std::string& dir) : dir_(dir) {
@@ -118,7 +131,7 @@ ShardDataset::ShardDataset(const std::string& dir) : dir_(dir) {
   const std::string where = mpath.string();
   try {
     manifest_ = nlohmann::json::parse(read_file(mpath));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     throw DataError(fmt::format("{}: not valid JSON ({})", where, e.what()));
   }
   if (get_field<std::string>(manifest_, "format", where) != "dirmoe-shards") throw DataError(where + ": not a dirmoe shard manifest");
@@ -130,7 +143,8 @@ ShardDataset::ShardDataset(const std::string& dir) : dir_(dir) {
   dtype_ = get_field<std::string>(manifest_, "dtype", where);
   if (dtype_ != "uint16" && dtype_ != "uint32") throw DataError(fmt::format("{}: unknown dtype '{}'", where, dtype_));
   domains_ = std::make_shared<const std::vector<std::string>>(get_field<std::vector<std::string>>(manifest_, "domains", where));
-  const auto& tok = manifest_.at("tokenizer");
+  if (!manifest_.is_object()) throw DataError(where + ": not a dirmoe shard manifest (not a JSON object)");
+  const auto tok = get_section(manifest_, "tokenizer", where);
   vocab_size_ = get_field<int64_t>(tok, "vocab_size", where + " tokenizer");
   bos_id_ = get_field<int>(tok, "bos_id", where + " tokenizer");
   eos_id_ = get_field<int>(tok, "eos_id", where + " tokenizer");
@@ -138,9 +152,10 @@ ShardDataset::ShardDataset(const std::string& dir) : dir_(dir) {
     throw DataError(fmt::format("{}: vocabulary of {} does not fit dtype {}", where, vocab_size_, dtype_));
   }
   // Sizes of every listed file: cheap, always checked.
-  const auto& files = manifest_.at("files");
+  const auto files = get_section(manifest_, "files", where);
   for (auto it = files.begin(); it != files.end(); ++it) {
     const fs::path p = fs::path(dir) / it.key();
+    if (!it.value().is_object()) throw DataError(fmt::format("{}: files.{} is not an object", where, it.key()));
     std::error_code ec;
     const auto size = fs::file_size(p, ec);
     if (ec) throw DataError(fmt::format("{}: listed in the manifest but missing ({}); rebuild the data directory", p.string(), ec.message()));
@@ -151,25 +166,27 @@ ShardDataset::ShardDataset(const std::string& dir) : dir_(dir) {
     }
   }
   const int dtype_bytes = dtype_ == "uint16" ? 2 : 4;
-  const auto& splits = manifest_.at("splits");
+  const auto splits = get_section(manifest_, "splits", where);
   for (auto it = splits.begin(); it != splits.end(); ++it) {
     const std::string sw = where + " splits." + it.key();
+    if (!it.value().is_object()) throw DataError(fmt::format("{}: not an object", sw));
     auto tokens = std::make_shared<const MappedFile>((fs::path(dir) / get_field<std::string>(it.value(), "tokens_file", sw)).string());
     auto index = std::make_shared<const MappedFile>((fs::path(dir) / get_field<std::string>(it.value(), "index_file", sw)).string());
     TokenSplit split(it.key(), tokens, index, dtype_bytes, domains_);
-    if (split.size() != get_field<int64_t>(it.value(), "n_tokens", sw)) {
-      throw DataError(fmt::format("{}: holds {} tokens, the manifest says {}", index->path(), split.size(),
-                                  it.value().at("n_tokens").get<int64_t>()));
+    const auto n_tokens = get_field<int64_t>(it.value(), "n_tokens", sw);
+    if (split.size() != n_tokens) {
+      throw DataError(fmt::format("{}: holds {} tokens, the manifest says {}", index->path(), split.size(), n_tokens));
     }
     splits_.emplace(it.key(), std::move(split));
   }
 }
 
 void ShardDataset::verify() const {
-  const auto& files = manifest_.at("files");
+  const std::string where = (fs::path(dir_) / kManifestName).string();
+  const auto& files = manifest_.at("files");  // checked to be an object by the constructor
   for (auto it = files.begin(); it != files.end(); ++it) {
     const fs::path p = fs::path(dir_) / it.key();
-    const std::string expect = it.value().at("sha256").get<std::string>();
+    const auto expect = get_field<std::string>(it.value(), "sha256", where + " files." + it.key());
     const std::string got = sha256_file(p);
     if (got != expect) {
       throw DataError(fmt::format("{}: sha256 {} does not match the manifest ({}); the file is corrupted, rebuild the "
@@ -179,7 +196,8 @@ void ShardDataset::verify() const {
 }
 
 std::string ShardDataset::tokenizer_path() const {
-  return fs::absolute(fs::path(dir_) / manifest_.at("tokenizer").at("file").get<std::string>()).string();
+  const std::string where = (fs::path(dir_) / kManifestName).string() + " tokenizer";
+  return fs::absolute(fs::path(dir_) / get_field<std::string>(manifest_.at("tokenizer"), "file", where)).string();
 }
 
 TokenSplit ShardDataset::split(const std::string& name) const {

@@ -11,6 +11,21 @@ void fail_record(const RecordLocation& where, const std::string& message) {
   throw DataError(where.str() + ": " + message);
 }
 
+namespace {
+
+// A record of the wrong shape that a reader's field access trips over (a number where a list was
+// expected, ...) is reported at its location like every other bad record.
+void visit_checked(const std::function<void(const nlohmann::json&, const RecordLocation&)>& visit,
+                   const nlohmann::json& record, const RecordLocation& where) {
+  try {
+    visit(record, where);
+  } catch (const nlohmann::json::exception& e) {
+    fail_record(where, std::string("unexpected record layout: ") + e.what());
+  }
+}
+
+}  // namespace
+
 void for_each_json_record(const std::filesystem::path& path,
                           const std::function<void(const nlohmann::json&, const RecordLocation&)>& visit) {
   const std::string text = read_file(path);  // IoError naming the path if missing
@@ -19,13 +34,13 @@ void for_each_json_record(const std::filesystem::path& path,
     nlohmann::json array;
     try {
       array = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       throw DataError(path.string() + ": malformed JSON array: " + e.what());
     }
     for (size_t i = 0; i < array.size(); ++i) {
       RecordLocation where{path.string(), static_cast<int64_t>(i + 1)};
       if (!array[i].is_object()) fail_record(where, "record is not a JSON object");
-      visit(array[i], where);
+      visit_checked(visit, array[i], where);
     }
     return;
   }
@@ -45,11 +60,11 @@ void for_each_json_record(const std::filesystem::path& path,
     nlohmann::json record;
     try {
       record = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       fail_record(where, std::string("malformed JSON: ") + e.what());
     }
     if (!record.is_object()) fail_record(where, "record is not a JSON object");
-    visit(record, where);
+    visit_checked(visit, record, where);
     if (end == text.size()) break;
   }
 }

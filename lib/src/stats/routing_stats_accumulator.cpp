@@ -9,11 +9,6 @@
 
 namespace dirmoe {
 
-double LayerRoutingStats::token_simpson_mean() const {
-  return token_simpson_count > 0 ? token_simpson_sum / static_cast<double>(token_simpson_count)
-                                 : std::numeric_limits<double>::quiet_NaN();
-}
-
 RoutingStatsAccumulator::RoutingStatsAccumulator(RoutingStatsOptions options) : options_(options) {
   TORCH_CHECK(options_.n_layers > 0, "RoutingStatsAccumulator: n_layers must be > 0");
   TORCH_CHECK(options_.n_experts > 0, "RoutingStatsAccumulator: n_experts must be > 0");

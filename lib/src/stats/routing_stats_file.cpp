@@ -24,10 +24,16 @@ void write_routing_stats(const fs::path& path, const RoutingStatsFile& file) {
   }
   const auto uE = static_cast<hsize_t>(E);
   const auto uD = static_cast<hsize_t>(Dn);
-  AtomicFile out(path);
+  std::string image;
   try {
     H5::Exception::dontPrint();
-    H5::H5File h5(out.temp_path().string(), H5F_ACC_TRUNC);
+    // NOTE: the file is built in memory (HDF5's core driver, no backing store) and written out by
+    // write_file_atomic. When a write to disk fails under libhdf5 (a full disk, EFBIG), HDF5 1.10
+    // leaves the file half closed and crashes at library shutdown; in memory nothing can fail
+    // that way, and the one disk write is ours, reported with the path.
+    H5::FileAccPropList access;
+    access.setCore(/*increment=*/1 << 20, /*backing_store=*/false);
+    H5::H5File h5(path.string() + ".in-memory", H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, access);
     h5::write_attr(h5, "format_version", kRoutingFormatVersion);
     h5::write_attr(h5, "router", file.attrs.router);
     h5::write_attr(h5, "n_layers", L);
@@ -71,11 +77,18 @@ void write_routing_stats(const fs::path& path, const RoutingStatsFile& file) {
       h5::write_dataset(g, "expert_ids", {static_cast<hsize_t>(L), N, K}, t.expert_ids, 4);
       h5::write_dataset(g, "weights", {static_cast<hsize_t>(L), N, K}, t.weights, 4);
     }
+    h5.flush(H5F_SCOPE_GLOBAL);
+    const ssize_t size = H5Fget_file_image(h5.getId(), nullptr, 0);
+    if (size <= 0) throw IoError(fmt::format("{}: HDF5 could not produce the file image", path.string()));
+    image.resize(static_cast<size_t>(size));
+    if (H5Fget_file_image(h5.getId(), image.data(), image.size()) != size) {
+      throw IoError(fmt::format("{}: HDF5 could not produce the file image", path.string()));
+    }
     h5.close();
   } catch (const H5::Exception& e) {
     throw IoError(fmt::format("{}: HDF5 write failed in {}: {}", path.string(), e.getFuncName(), e.getDetailMsg()));
   }
-  out.commit();
+  write_file_atomic(path, image);
 }
 
 namespace {

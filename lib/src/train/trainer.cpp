@@ -11,6 +11,7 @@
 
 #include <ATen/autocast_mode.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include "dirmoe/core/atomic_file.h"
@@ -365,17 +366,26 @@ TrainResult Trainer::run() {
         }
       }
     }
+    // Every term that went bad at that first step: a NaN in a router's logits shows up in its own
+    // auxiliary losses as well as in lm_loss, which tells it apart from a fault in the LM path.
+    std::vector<std::string> all_at_step;
+    for (size_t i = 0; i < s.term_names.size(); ++i) {
+      if (bad_cpu[static_cast<int64_t>(i)].item<bool>() && first_cpu[static_cast<int64_t>(i)].item<int64_t>() == at_step) {
+        all_at_step.push_back(s.term_names[i]);
+      }
+    }
     const std::string where = s.last_ckpt.empty() ? std::string("none was written yet")
                                                    : s.last_ckpt.string();
     if (s.main()) {
-      nlohmann::json summary = {{"status", "diverged"}, {"bad_term", which}, {"bad_step", at_step},
-                                {"steps", s.step}, {"last_good_checkpoint", where}};
+      nlohmann::json summary = {{"status", "diverged"}, {"bad_term", which}, {"bad_terms", all_at_step},
+                                {"bad_step", at_step}, {"steps", s.step}, {"last_good_checkpoint", where}};
       write_file_atomic(s.io.out_dir / "summary.json", summary.dump(2) + "\n");
     }
     throw TrainingDiverged(fmt::format(
-        "training diverged: loss term '{}' became NaN or Inf at step {} (rank {}); stopped at step {}. The last good "
-        "checkpoint: {}. Lower train.lr or raise train.warmup_frac and resume with --resume",
-        which, at_step, s.dist->rank(), s.step, where));
+        "training diverged: loss term '{}' became NaN or Inf at step {} (rank {}; all terms non-finite at that step: "
+        "{}); stopped at step {}. The last good checkpoint: {}. Lower train.lr or raise train.warmup_frac and resume "
+        "with --resume",
+        which, at_step, s.dist->rank(), fmt::join(all_at_step, ", "), s.step, where));
   };
 
   if (s.main() && train.stats_every > 0 && !s.stats_writer) {

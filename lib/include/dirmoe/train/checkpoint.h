@@ -1,14 +1,9 @@
 #pragma once
 // Training checkpoints: one self-checking file per checkpoint.
 //
-// File layout (format version 1, little-endian):
-//   bytes 0..7    magic "DMOECKPT"
-//   uint32        format version
-//   uint64 N      length of the metadata, then N bytes of UTF-8 JSON
-//   uint64 M      length of the payload, then M bytes: a LibTorch archive (torch::serialize) with
-//                 sub-archives "model" (parameters and buffers, router schedule/controller
-//                 buffers included) and "optimizer" (AdamW moments and step counts)
-//   uint32        CRC-32 (zlib) of every preceding byte
+// The container layout is in checkpoint_file.h; its payload is a LibTorch archive
+// (torch::serialize) with sub-archives "model" (parameters and buffers, router schedule/controller
+// buffers included) and "optimizer" (AdamW moments and step counts).
 // The metadata JSON holds: format_version, step, tokens, config (the resolved config),
 // git_revision, world_size, trainer state (best validation loss, parity accumulators, ...) and,
 // per rank, the data sampler state and the RNG states (CPU, and CUDA when present).
@@ -25,25 +20,10 @@
 #include <torch/types.h>
 
 #include "dirmoe/config/config.h"
+#include "dirmoe/train/checkpoint_file.h"
 #include "dirmoe/model/decoder.h"
 
 namespace dirmoe {
-
-constexpr uint32_t kCheckpointFormatVersion = 1;
-
-/// A checkpoint file's two parts, as read and verified.
-struct CheckpointFile {
-  nlohmann::json meta;
-  std::string payload;  // LibTorch archive bytes
-};
-
-/// Writes the container atomically (temporary name + fsync + rename).
-void write_checkpoint_file(const std::filesystem::path& path, const nlohmann::json& meta, const std::string& payload);
-
-/// Reads and verifies a checkpoint. Throws IoError naming the path and the reason when the file
-/// is missing, is not a dirmoe checkpoint (foreign magic), has a newer format version, is
-/// truncated, or fails its checksum.
-CheckpointFile read_checkpoint_file(const std::filesystem::path& path);
 
 /// What eval and analyze need: the run's resolved config and its model with trained weights.
 struct LoadedCheckpoint {
