@@ -34,6 +34,7 @@
 #endif
 
 #include "dirmoe/core/build_info.h"
+#include "dirmoe/core/cpu_caching_allocator.h"
 #include "dirmoe/model/decoder.h"
 #include "dirmoe/model/flops.h"
 #include "dirmoe/model/moe_layer.h"
@@ -98,8 +99,19 @@ Config scale_config(const std::string& scale, const std::string& device) {
   return c;
 }
 
-/// Configuration `name`: a router type at E=8, k=1, or "dense" (one expert, the same active size).
-Config variant(Config c, const std::string& name) {
+/// Suffix of a configuration name that swaps make_optimizer()'s AdamW for LibTorch's own
+/// torch::optim::AdamW (same groups and options): the optimiser's share of the step.
+const std::string kLibtorchAdamw = "+libtorch_adamw";
+
+bool uses_libtorch_adamw(const std::string& name) {
+  return name.size() > kLibtorchAdamw.size() &&
+         name.compare(name.size() - kLibtorchAdamw.size(), kLibtorchAdamw.size(), kLibtorchAdamw) == 0;
+}
+
+/// Configuration `name`: a router type at E=8, k=1, or "dense" (one expert, the same active size),
+/// optionally with the kLibtorchAdamw suffix.
+Config variant(Config c, std::string name) {
+  if (uses_libtorch_adamw(name)) name.resize(name.size() - kLibtorchAdamw.size());
   if (name == "dense") {
     c.model.n_experts = 1;
     c.router.type = "topk";
@@ -150,7 +162,20 @@ struct StepRunner {
     model = make_trainable(decoder);
     model->module().to(device);
     model->module().train();
-    optimizer = make_optimizer(model->module(), config.train);
+    if (uses_libtorch_adamw(name)) {
+      const ParameterGroups groups = split_parameters_for_decay(model->module());
+      const TrainConfig& t = config.train;
+      auto opts = [&](double wd) {
+        return std::make_unique<torch::optim::AdamWOptions>(
+            torch::optim::AdamWOptions(t.lr).betas({t.adam_beta1, t.adam_beta2}).eps(t.adam_eps).weight_decay(wd));
+      };
+      std::vector<torch::optim::OptimizerParamGroup> pg;
+      pg.emplace_back(groups.decay, opts(t.weight_decay));
+      pg.emplace_back(groups.no_decay, opts(0.0));
+      optimizer = std::make_unique<torch::optim::AdamW>(pg, torch::optim::AdamWOptions(t.lr));
+    } else {
+      optimizer = make_optimizer(model->module(), config.train);
+    }
     for (auto& p : model->module().parameters()) {
       if (p.requires_grad()) params.push_back(p);
     }
@@ -201,6 +226,8 @@ struct StepRunner {
             {"tokens_per_s", tokens_per_step() / s},
             {"active_experts_per_layer", mean_active_experts()},
             {"flops_per_token", fpt},
+            // without the router's own matmuls: the compute the measured E[k] alone asks for
+            {"flops_per_token_without_router", ::dirmoe::flops_per_token(config.model, mean_active_experts(), 0.0).training()},
             {"achieved_flops_per_s", fpt * tokens_per_step() / s},
             {"parameters", model->parameter_counts() ? model->parameter_counts()->total() : 0}};
   }
@@ -302,7 +329,9 @@ json per_layer(const Config& base, const torch::Device& device, int repeats) {
   const double topk_s = median(times[0]);
   json routers = json::object();
   for (size_t i = 0; i < names.size(); ++i) {
-    routers[names[i]] = {{"seconds", median(times[i])}, {"over_topk", median(times[i]) / topk_s}};
+    torch::NoGradGuard no_grad;
+    const double ek = layers[i]->forward(x_TD).metrics.active_experts.item<double>();
+    routers[names[i]] = {{"seconds", median(times[i])}, {"over_topk", median(times[i]) / topk_s}, {"active_experts", ek}};
   }
   out["routers"] = routers;
   const double dense_s = median(times.back());
@@ -334,6 +363,7 @@ int main(int argc, char** argv) {
   int64_t threads = 0, batch = 0;
   int repeats = 4, warmup = 1, layer_repeats = 5;
   std::vector<std::string> routers;
+  bool caching_allocator = true;
   for (CLI::App* sub : {app.add_subcommand("suite", "interleaved comparisons"),
                         app.add_subcommand("step", "one configuration alone (time and peak memory)"),
                         app.add_subcommand("profile", "one configuration under the autograd profiler")}) {
@@ -344,15 +374,19 @@ int main(int argc, char** argv) {
     sub->add_option("--repeats", repeats, "timed steps per configuration");
     sub->add_option("--warmup", warmup, "untimed steps first");
     sub->add_option("--out", out_path, "also write the JSON here");
+    sub->add_option("--caching-allocator", caching_allocator, "install dirmoe's CPU caching allocator (dirmoe-train does)");
   }
   app.get_subcommand("suite")->add_option("--layer-repeats", layer_repeats);
-  app.get_subcommand("suite")->add_option("--routers", routers, "routers compared with topk (default: all registered)");
+  app.get_subcommand("suite")->add_option("--routers", routers,
+                                          "configurations compared with topk (default: every registered router, "
+                                          "topk+libtorch_adamw and dense)");
   app.get_subcommand("step")->add_option("--router", router, "a router type, or dense");
   std::string trace_path = "bench_trace.json";
   app.get_subcommand("profile")->add_option("--router", router, "a router type, or dense");
   app.get_subcommand("profile")->add_option("--trace", trace_path, "chrome trace written here (bench/profile_summary.py reads it)");
   CLI11_PARSE(app, argc, argv);
   try {
+    if (caching_allocator) install_cpu_caching_allocator();  // as dirmoe-train does
     torch::set_num_threads(threads > 0 ? static_cast<int>(threads)
                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     const torch::Device device(device_name);
@@ -388,6 +422,8 @@ int main(int argc, char** argv) {
         for (const auto& r : registered_routers()) {
           if (r != "topk") routers.push_back(r);
         }
+        routers.push_back("topk" + kLibtorchAdamw);
+        routers.push_back("dense");
       }
       std::cerr << "bench_suite: peak GEMM\n";
       result["peak_gemm"] = peak_gemm(device);
@@ -396,8 +432,7 @@ int main(int argc, char** argv) {
       // topk stays alive; every other configuration is built in turn and interleaved with it.
       StepRunner topk("topk", variant(base, "topk"), device);
       json pairs = json::array();
-      std::vector<std::string> others = routers;
-      others.push_back("dense");
+      const std::vector<std::string>& others = routers;
       for (const auto& name : others) {
         std::cerr << "bench_suite: train step topk vs " << name << "\n";
         const size_t before = topk.seconds.size();
@@ -407,6 +442,12 @@ int main(int argc, char** argv) {
         json o = other.describe();
         o["topk_step_seconds"] = median(topk_here);
         o["over_topk"] = other.step_seconds() / median(topk_here);
+        // Routers whose E[k] is not yet k (ReMoE's λ and DirMoE's gates adapt during training)
+        // compute more experts: the ratio per unit of that compute isolates the router's own cost.
+        const json t = topk.describe();
+        o["over_topk_at_equal_expert_compute"] =
+            o["over_topk"].get<double>() / (o["flops_per_token_without_router"].get<double>() /
+                                            t["flops_per_token_without_router"].get<double>());
         pairs.push_back(o);
       }
       result["topk"] = topk.describe();
