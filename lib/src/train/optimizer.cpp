@@ -100,8 +100,9 @@ torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& parameters, doubl
     if (p.grad().defined()) grads.push_back(p.grad());
   }
   if (grads.empty()) return torch::zeros({}, torch::kFloat32);
-  // Per-tensor norms accumulated in float32 (one multi-tensor call), then the norm of the norms.
-  const std::vector<torch::Tensor> norms = at::_foreach_norm(grads, 2, torch::kFloat32);
+  // Per-tensor norms in the gradients' dtype (one multi-tensor call), then the norm of the norms in float32.
+  std::vector<torch::Tensor> norms = at::_foreach_norm(grads, 2);
+  for (auto& n : norms) n = n.to(torch::kFloat32);
   torch::Tensor total = torch::linalg_vector_norm(torch::stack(norms), 2);
   if (max_norm > 0) {
     const torch::Tensor coef = torch::clamp_max(max_norm / (total + 1e-6), 1.0);
