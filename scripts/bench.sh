@@ -1,17 +1,9 @@
 #!/usr/bin/env bash
-# make bench: speed figures, measured (never asserted). Each benchmark prints its configuration,
-# threads and device; this script adds the git revision and keeps a copy in bench/results.txt.
+# make bench: speed figures, measured (never asserted), against issue 9's goals. bench/run_bench.py
+# runs build/bin/bench_suite, bench/reference_model.py, dirmoe-train/-eval/-data and writes
+# bench/results.json and bench/results.md (printed at the end). Options pass through, e.g.
+#   bash scripts/bench.sh --scales tiny --repeats 2
+# DIRMOE_BENCH_DATA names the corpus for the eval figure (default data/default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=build/bin
-out=bench/results.txt
-{
-  echo "# dirmoe benchmarks — $(git describe --always --dirty 2>/dev/null || echo unknown) — $(date -u +%FT%TZ) — $(nproc) cores"
-  echo
-  echo "## MoE layer (E=8, k=1) vs dense SwiGLU FFN of the same active size, forward+backward"
-  "$bin/bench_moe_layer" --d-model 512 --d-ff 2048 --tokens 4096 --experts 8 --repeats 5
-  echo
-  echo "## Evaluation scoring throughput (tiny decoder)"
-  "$bin/bench_eval_scoring"
-} 2>&1 | tee "$out"
-echo "bench: figures kept in $out"
+exec .venv/bin/python bench/run_bench.py "$@"

@@ -15,6 +15,7 @@
 #include "dirmoe/config/config.h"
 #include "dirmoe/core/atomic_file.h"
 #include "dirmoe/core/build_info.h"
+#include "dirmoe/core/cpu_caching_allocator.h"
 #include "dirmoe/core/error.h"
 #include "dirmoe/core/progress.h"
 #include "dirmoe/data/shard_dataset.h"
@@ -247,6 +248,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
   try {
+    dirmoe::install_cpu_caching_allocator();
     if (*table) return run_table(table_files, table_out);
     if (*exp) return run_export(exp_ckpt, exp_out, exp_data);
     if (opt.checkpoint.empty() || opt.out.empty()) {

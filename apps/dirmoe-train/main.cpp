@@ -16,6 +16,7 @@
 
 #include "dirmoe/config/config.h"
 #include "dirmoe/core/atomic_file.h"
+#include "dirmoe/core/cpu_caching_allocator.h"
 #include "dirmoe/core/error.h"
 #include "dirmoe/train/data_batches.h"
 #include "dirmoe/train/trainer.h"
@@ -44,6 +45,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    // Steps allocate the same large tensors again and again: keep them instead of page-faulting.
+    dirmoe::install_cpu_caching_allocator();
     dirmoe::Config config = dirmoe::resolve_config(config_path, overrides);
     const char* local_rank_env = std::getenv("LOCAL_RANK");
     const int64_t local_rank = local_rank_env ? std::atoll(local_rank_env) : 0;

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "../support/test_routers.h"
@@ -61,15 +62,17 @@ TEST_CASE("MoE with one expert and k=1 equals the dense SwiGLU FFN", "[model][mo
 
 TEST_CASE("routed output and gradients equal a naive per-token loop", "[model][moe]") {
   torch::manual_seed(12);
-  const int64_t T = 14, E = 4;
-  Config c = tiny_config(E, 2);
+  // E = 1 takes the layer's dispatch-free path (the dense FFN scaled by the weights).
+  const int64_t E = GENERATE(4, 1);
+  const int64_t T = 14;
+  Config c = tiny_config(E, std::min<int64_t>(2, E));
   auto router = std::make_shared<testing::FixedTestRouter>();
   MoeLayer moe(c, 3, router);
   moe->to(torch::kFloat64);
   torch::Tensor mask_TE = torch::rand({T, E}, torch::kFloat64) < 0.4;
   mask_TE[0] = false;  // a token with no expert
   mask_TE[1] = true;   // a token with every expert
-  mask_TE.index_put_({2}, torch::tensor({true, false, true, true}));
+  if (E == 4) mask_TE.index_put_({2}, torch::tensor({true, false, true, true}));
   const torch::Tensor w_TE = (torch::rand({T, E}, torch::kFloat64) * mask_TE).requires_grad_(true);
   router->mask_TE = mask_TE;
   router->weights_TE = w_TE;

@@ -61,6 +61,22 @@ MoeLayerOutput MoeLayerImpl::forward(const torch::Tensor& x_TD, RoutingStatsSink
               "router ", router_->name(), " returned a mask/weights not of shape (T, E)");
   if (sink != nullptr) sink->record(layer_index_, mask_TE.detach(), weights_TE.detach());
 
+  if (n_experts_ == 1 && capacity_factor_ <= 0.0) {
+    // One expert, dropless: the layer is the dense FFN scaled by each token's weight, masked so that
+    // undispatched tokens give 0 and pass no gradient to their weight, as in the dispatch below.
+    const auto dtype = x_TD.scalar_type();
+    const torch::Tensor y_TD = swiglu(x_TD, experts_->w_gate.to(dtype)[0], experts_->w_up.to(dtype)[0],
+                                      experts_->w_down.to(dtype)[0]);
+    MoeLayerOutput out;
+    out.y_TD = (y_TD * (weights_TE * mask_TE)).to(x_TD.scalar_type());
+    out.aux_losses = std::move(routed.aux_losses);
+    out.metrics.active_experts = mask_TE.sum(1).to(torch::kFloat32).mean().detach();
+    out.metrics.tokens_per_expert_E = mask_TE.sum(0).detach();
+    out.metrics.dropped_tokens = torch::zeros({}, mask_TE.options().dtype(torch::kInt64));
+    out.metrics.router_metrics = std::move(routed.metrics);
+    return out;
+  }
+
   // 2. dispatch
   const DispatchPlan plan =
       plan_dispatch(mask_TE, expert_capacity(capacity_factor_, n_tokens, n_active_, n_experts_));

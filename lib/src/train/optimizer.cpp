@@ -1,5 +1,8 @@
 #include "dirmoe/train/optimizer.h"
 
+#include <algorithm>
+#include <utility>
+
 #include <torch/torch.h>
 
 namespace dirmoe {
@@ -19,6 +22,54 @@ ParameterGroups split_parameters_for_decay(const torch::nn::Module& module) {
   return groups;
 }
 
+torch::Tensor FusedAdamW::step(LossClosure closure) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure != nullptr) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  for (auto& group : param_groups_) {
+    auto& options = static_cast<torch::optim::AdamWOptions&>(group.options());
+    TORCH_CHECK(!options.amsgrad(), "FusedAdamW: amsgrad is not supported");
+    // Buckets of parameters sharing device and dtype (one fused call each), in group order.
+    struct Bucket {
+      std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+    };
+    std::vector<std::pair<std::pair<c10::Device, c10::ScalarType>, Bucket>> buckets;
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      TORCH_CHECK(!p.grad().is_sparse(), "FusedAdamW: sparse gradients are not supported");
+      auto& slot = state_[p.unsafeGetTensorImpl()];
+      if (!slot) {
+        auto fresh = std::make_unique<torch::optim::AdamWParamState>();
+        fresh->step(0);
+        fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        slot = std::move(fresh);
+      }
+      auto& state = static_cast<torch::optim::AdamWParamState&>(*slot);
+      state.step(state.step() + 1);
+      const auto key = std::make_pair(p.device(), p.scalar_type());
+      auto it = std::find_if(buckets.begin(), buckets.end(), [&](const auto& b) { return b.first == key; });
+      if (it == buckets.end()) it = buckets.insert(buckets.end(), {key, Bucket{}});
+      Bucket& b = it->second;
+      b.params.push_back(p);
+      b.grads.push_back(p.grad());
+      b.exp_avgs.push_back(state.exp_avg());
+      b.exp_avg_sqs.push_back(state.exp_avg_sq());
+      // The kernel reads the step count (already incremented) from a float tensor on the device.
+      b.steps.push_back(torch::full({}, static_cast<double>(state.step()), p.options().dtype(torch::kFloat32)));
+    }
+    const auto [beta1, beta2] = options.betas();
+    for (auto& [key, b] : buckets) {
+      at::_fused_adamw_(b.params, b.grads, b.exp_avgs, b.exp_avg_sqs, /*max_exp_avg_sqs=*/{}, b.steps, options.lr(),
+                        beta1, beta2, options.weight_decay(), options.eps(), /*amsgrad=*/false, /*maximize=*/false);
+    }
+  }
+  return loss;
+}
+
 std::unique_ptr<torch::optim::AdamW> make_optimizer(const torch::nn::Module& module, const TrainConfig& train) {
   const ParameterGroups groups = split_parameters_for_decay(module);
   auto options = [&](double weight_decay) {
@@ -33,7 +84,7 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(const torch::nn::Module& mod
   // and so a checkpoint — does not depend on which kinds of parameters a model has.
   param_groups.emplace_back(groups.decay, options(train.weight_decay));
   param_groups.emplace_back(groups.no_decay, options(0.0));
-  return std::make_unique<torch::optim::AdamW>(param_groups, torch::optim::AdamWOptions(train.lr));
+  return std::make_unique<FusedAdamW>(param_groups, torch::optim::AdamWOptions(train.lr));
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
@@ -43,19 +94,19 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
 }
 
 torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm) {
-  std::vector<torch::Tensor> norms;
+  torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> grads;
   for (const auto& p : parameters) {
-    if (!p.grad().defined()) continue;
-    grads.push_back(p.grad());
-    norms.push_back(torch::linalg_vector_norm(p.grad().detach().to(torch::kFloat32), 2));
+    if (p.grad().defined()) grads.push_back(p.grad());
   }
   if (grads.empty()) return torch::zeros({}, torch::kFloat32);
+  // Per-tensor norms in the gradients' dtype (one multi-tensor call), then the norm of the norms in float32.
+  std::vector<torch::Tensor> norms = at::_foreach_norm(grads, 2);
+  for (auto& n : norms) n = n.to(torch::kFloat32);
   torch::Tensor total = torch::linalg_vector_norm(torch::stack(norms), 2);
   if (max_norm > 0) {
-    torch::NoGradGuard no_grad;
     const torch::Tensor coef = torch::clamp_max(max_norm / (total + 1e-6), 1.0);
-    for (auto& g : grads) g.mul_(coef.to(g.dtype()));
+    at::_foreach_mul_(grads, coef);
   }
   return total;
 }

@@ -9,7 +9,6 @@
 #include <sstream>
 #include <thread>
 
-#include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <torch/torch.h>
@@ -23,6 +22,7 @@
 #include "dirmoe/train/optimizer.h"
 #include "dirmoe/train/parity.h"
 #include "dirmoe/train/training_progress.h"
+#include "dirmoe/train/train_step.h"
 #include "dirmoe/train/training_state.h"
 
 namespace dirmoe {
@@ -33,32 +33,6 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
-
-/// bf16 autocast on CUDA for the scope; parameters (the optimiser's master weights) stay fp32.
-class AutocastScope {
- public:
-  explicit AutocastScope(bool on) : on_(on) {
-    if (!on_) return;
-    prev_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
-    prev_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::increment_nesting();
-  }
-  ~AutocastScope() {
-    if (!on_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_autocast_enabled(at::kCUDA, prev_enabled_);
-    at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype_);
-  }
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  bool on_;
-  bool prev_enabled_ = false;
-  at::ScalarType prev_dtype_ = at::kBFloat16;
-};
 
 bool is_every(int64_t step, int64_t every) { return every > 0 && step % every == 0; }
 
@@ -414,79 +388,27 @@ TrainResult Trainer::run() {
   while (s.step < train.max_steps) {
     const auto step_t0 = Clock::now();
     const int64_t index = s.step;  // 0-based index of the step being run
-    s.model->set_step(index);
-    const double lr = learning_rate_at(index, train);
-    set_learning_rate(*s.optimizer, lr);
-    s.optimizer->zero_grad(/*set_to_none=*/true);
     const bool stats_now = s.stats_writer != nullptr && is_every(index + 1, train.stats_every);
     if (stats_now) s.model->set_routing_sink(s.stats_acc.get());
-
-    torch::Tensor lm_sum = torch::zeros({}, fopts);
-    std::map<std::string, torch::Tensor> aux_sum;
-    torch::Tensor ek_L = torch::zeros({s.n_layers}, fopts);
-    torch::Tensor dropped_L = torch::zeros({s.n_layers}, fopts);
-    std::vector<torch::Tensor> tpe_L(static_cast<size_t>(s.n_layers));
-    std::vector<std::map<std::string, torch::Tensor>> router_L(static_cast<size_t>(s.n_layers));
-
-    for (int64_t micro = 0; micro < A; ++micro) {
-      torch::Tensor batch = s.source->next_batch(B * W);
-      TORCH_CHECK(batch.dim() == 2 && batch.size(0) == B * W && batch.size(1) >= 2,
-                  "batch source returned ", batch.sizes(), ", expected (", B * W, ", seq_len+1)");
-      // Data parallel: every rank draws the same global batch and keeps its rows, so W processes
-      // see exactly the windows one process with batch W·B would.
-      if (W > 1) batch = batch.narrow(0, s.dist->rank() * B, B);
-      batch = batch.to(s.device, /*non_blocking=*/true);
-      const int64_t t = std::min<int64_t>(T, batch.size(1) - 1);
-      const torch::Tensor inputs_BT = batch.narrow(1, 0, t);
-      const torch::Tensor targets_BT = batch.narrow(1, 1, t);
-
-      DecoderOutput out;
-      {
-        AutocastScope autocast(s.bf16);
-        out = s.model->forward(inputs_BT);
-      }
-      const int64_t V = out.logits_BTV.size(-1);
-      const torch::Tensor lm = torch::nn::functional::cross_entropy(
-          out.logits_BTV.to(torch::kFloat32).reshape({-1, V}), targets_BT.reshape({-1}));
-      torch::Tensor total = lm;
-      for (const auto& [name, value] : out.aux_losses) total = total + value.to(torch::kFloat32);
-      (A > 1 ? total / static_cast<double>(A) : total).backward();
-
-      const double inv_a = 1.0 / static_cast<double>(A);
-      lm_sum += lm.detach() * inv_a;
-      for (const auto& [name, value] : out.aux_losses) {
-        const torch::Tensor v = value.detach().to(torch::kFloat32) * inv_a;
-        auto it = aux_sum.find(name);
-        if (it == aux_sum.end()) aux_sum.emplace(name, v);
-        else it->second = it->second + v;
-      }
-      TORCH_CHECK(static_cast<int64_t>(out.layers.size()) == s.n_layers, "model returned ", out.layers.size(),
-                  " layer metrics, config.model.n_layers = ", s.n_layers);
-      for (int64_t l = 0; l < s.n_layers; ++l) {
-        const LayerRoutingMetrics& m = out.layers[static_cast<size_t>(l)];
-        if (m.active_experts.defined()) ek_L[l] += m.active_experts.detach().to(torch::kFloat32).reshape({}) * inv_a;
-        if (m.dropped_tokens.defined()) dropped_L[l] += m.dropped_tokens.detach().to(torch::kFloat32).reshape({});
-        if (m.tokens_per_expert_E.defined()) {
-          const torch::Tensor tpe = m.tokens_per_expert_E.detach().to(torch::kFloat32);
-          auto& acc = tpe_L[static_cast<size_t>(l)];
-          acc = acc.defined() ? acc + tpe : tpe;
-        }
-        for (const auto& [name, value] : m.router_metrics) {
-          const torch::Tensor v = value.detach().to(torch::kFloat32).reshape({}) * inv_a;
-          auto& slot = router_L[static_cast<size_t>(l)];
-          auto it = slot.find(name);
-          if (it == slot.end()) slot.emplace(name, v);
-          else it->second = it->second + v;
-        }
-      }
-    }
-
-    s.dist->average_gradients(s.params);
-    const torch::Tensor grad_norm = clip_grad_norm(s.params, train.grad_clip);
-    s.optimizer->step();
-    s.model->update_controllers();
-    // Controllers (ReMoE's λ) follow rank 0 so that every replica routes with the same state.
-    if (W > 1) s.dist->broadcast_buffers(module);
+    const double lr = learning_rate_at(index, train);
+    TrainStepOptions step_options;
+    step_options.batch_size = B;
+    step_options.grad_accum = A;
+    step_options.seq_len = T;
+    step_options.lr = lr;
+    step_options.grad_clip = train.grad_clip;
+    step_options.bf16 = s.bf16;
+    step_options.device = s.device;
+    const TrainStepResult r = train_step(index, *s.model, *s.optimizer, s.params, *s.source, *s.dist, step_options);
+    TORCH_CHECK(r.active_experts_L.size(0) == s.n_layers, "model returned ", r.active_experts_L.size(0),
+                " layer metrics, config.model.n_layers = ", s.n_layers);
+    const torch::Tensor& lm_sum = r.lm_loss;
+    const std::map<std::string, torch::Tensor>& aux_sum = r.aux_losses;
+    const torch::Tensor& ek_L = r.active_experts_L;
+    const torch::Tensor& dropped_L = r.dropped_L;
+    const std::vector<torch::Tensor>& tpe_L = r.tokens_per_expert_L;
+    const std::vector<std::map<std::string, torch::Tensor>>& router_L = r.router_metrics_L;
+    const torch::Tensor& grad_norm = r.grad_norm;
 
     ++s.step;
     if (stats_now) {

@@ -29,8 +29,20 @@ struct ParameterGroups {
 
 ParameterGroups split_parameters_for_decay(const torch::nn::Module& module);
 
-/// AdamW over two groups: {decay, weight_decay = train.weight_decay} and {no_decay, 0}. Betas and
-/// eps from the config; the learning rate is set every step by set_learning_rate().
+/// torch::optim::AdamW whose step runs ATen's fused AdamW kernel (`_fused_adamw_`: one pass over
+/// parameter, gradient and both moments, no temporaries) on each (device, dtype) bucket of a
+/// group. Same update rule (decoupled decay p ← p·(1 − lr·wd), bias-corrected moments) and the same
+/// per-parameter state (AdamWParamState: step, exp_avg, exp_avg_sq), so checkpoints are those of
+/// torch::optim::AdamW. amsgrad is not supported.
+class FusedAdamW : public torch::optim::AdamW {
+ public:
+  using torch::optim::AdamW::AdamW;
+  torch::Tensor step(LossClosure closure = nullptr) override;
+};
+
+/// AdamW (FusedAdamW) over two groups: {decay, weight_decay = train.weight_decay} and
+/// {no_decay, 0}. Betas and eps from the config; the learning rate is set every step by
+/// set_learning_rate().
 std::unique_ptr<torch::optim::AdamW> make_optimizer(const torch::nn::Module& module, const TrainConfig& train);
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);

@@ -1,0 +1,464 @@
+// `make bench`'s C++ measurements, printed as one JSON object (bench/run_bench.py assembles the
+// figures, goals and tables). Everything runs through the library: the Decoder with the routers
+// of the registry, make_trainable, make_optimizer and dirmoe::train_step (the step dirmoe-train
+// runs), the MoeLayer, and the FLOPs calculator.
+//
+//   bench_suite suite --scale d512 [--repeats 4]   peak GEMM, router pairs, MoE vs dense, MFU, per-layer
+//   bench_suite step  --scale d512 --router topk   one configuration alone: step time and peak memory
+//
+// Ratios are taken between configurations measured in the same process, their steps interleaved
+// (A B A B ...), so that a change in machine load hits both alike; each figure is the median.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <functional>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+
+#if __has_include(<c10/cuda/CUDACachingAllocator.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#define DIRMOE_BENCH_CUDA_STATS 1
+#endif
+
+#include "dirmoe/core/build_info.h"
+#include "dirmoe/core/cpu_caching_allocator.h"
+#include "dirmoe/model/decoder.h"
+#include "dirmoe/model/flops.h"
+#include "dirmoe/model/moe_layer.h"
+#include "dirmoe/model/swiglu_experts.h"
+#include "dirmoe/router/router_registry.h"
+#include "dirmoe/train/optimizer.h"
+#include "dirmoe/train/train_step.h"
+#include "dirmoe/train/trainable_model.h"
+
+using namespace dirmoe;
+using json = nlohmann::json;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+void sync(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+/// Peak resident set (VmHWM) of this process in bytes.
+int64_t peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
+
+/// Named model sizes. "d512" is the scale the goals are stated at; "tiny" is tiny_switch.json's model.
+Config scale_config(const std::string& scale, const std::string& device) {
+  Config c;
+  ModelConfig& m = c.model;
+  m.vocab_size = 8192;  // the default corpus's tokenizer
+  m.n_experts = 8;
+  m.n_experts_active = 1;
+  m.init_std = 0.02;
+  c.train.batch_size = 8;
+  if (scale == "d512") {
+    m.d_model = 512, m.n_layers = 4, m.n_heads = 8, m.n_kv_heads = 4, m.d_ff = 2048, m.seq_len = 256;
+  } else if (scale == "tiny") {
+    m.d_model = 128, m.n_layers = 2, m.n_heads = 4, m.n_kv_heads = 2, m.d_ff = 256, m.seq_len = 128;
+  } else if (scale == "llama185m") {
+    m.d_model = 768, m.n_layers = 12, m.n_heads = 12, m.n_kv_heads = 4, m.d_ff = 3072, m.seq_len = 1024;
+    m.vocab_size = 51200;
+    m.init_std = 0.01;
+    c.train.batch_size = 16;
+  } else {
+    throw std::runtime_error("unknown scale " + scale + " (d512, tiny, llama185m)");
+  }
+  c.train.device = device;
+  c.train.precision = "auto";
+  return c;
+}
+
+/// Suffix of a configuration name that swaps make_optimizer()'s AdamW for LibTorch's own
+/// torch::optim::AdamW (same groups and options): the optimiser's share of the step.
+const std::string kLibtorchAdamw = "+libtorch_adamw";
+
+bool uses_libtorch_adamw(const std::string& name) {
+  return name.size() > kLibtorchAdamw.size() &&
+         name.compare(name.size() - kLibtorchAdamw.size(), kLibtorchAdamw.size(), kLibtorchAdamw) == 0;
+}
+
+/// Configuration `name`: a router type at E=8, k=1, or "dense" (one expert, the same active size),
+/// optionally with the kLibtorchAdamw suffix.
+Config variant(Config c, std::string name) {
+  if (uses_libtorch_adamw(name)) name.resize(name.size() - kLibtorchAdamw.size());
+  if (name == "dense") {
+    c.model.n_experts = 1;
+    c.router.type = "topk";
+  } else {
+    c.router.type = name;
+  }
+  return c;
+}
+
+/// Uniform random windows (speed does not depend on the text).
+class RandomBatches : public BatchSource {
+ public:
+  RandomBatches(int64_t vocab, int64_t seq_len, uint64_t seed) : vocab_(vocab), seq_len_(seq_len), gen_(seed) {}
+  torch::Tensor next_batch(int64_t batch_size) override {
+    torch::Tensor t = torch::empty({batch_size, seq_len_ + 1}, torch::kInt64);
+    int64_t* p = t.data_ptr<int64_t>();
+    std::uniform_int_distribution<int64_t> pick(0, vocab_ - 1);
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = pick(gen_);
+    return t;
+  }
+  json state() const override { return json::object(); }
+  void restore(const json&) override {}
+
+ private:
+  int64_t vocab_, seq_len_;
+  std::mt19937_64 gen_;
+};
+
+/// One model with its optimiser, stepped by dirmoe::train_step exactly as the trainer does.
+struct StepRunner {
+  std::string name;
+  Config config;
+  torch::Device device;
+  std::shared_ptr<TrainableModel> model;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<torch::Tensor> params;
+  std::unique_ptr<RandomBatches> source;
+  DistributedContext dist;
+  TrainStepOptions options;
+  int64_t step = 0;
+  std::vector<double> seconds;     // timed steps
+  std::vector<double> ek_sum;      // Σ measured E[k] per layer over timed steps
+  TrainStepResult last;
+
+  StepRunner(std::string name_, const Config& c, const torch::Device& dev) : name(std::move(name_)), config(c), device(dev) {
+    torch::manual_seed(config.train.seed);
+    Decoder decoder(config);
+    model = make_trainable(decoder);
+    model->module().to(device);
+    model->module().train();
+    if (uses_libtorch_adamw(name)) {
+      const ParameterGroups groups = split_parameters_for_decay(model->module());
+      const TrainConfig& t = config.train;
+      auto opts = [&](double wd) {
+        return std::make_unique<torch::optim::AdamWOptions>(
+            torch::optim::AdamWOptions(t.lr).betas({t.adam_beta1, t.adam_beta2}).eps(t.adam_eps).weight_decay(wd));
+      };
+      std::vector<torch::optim::OptimizerParamGroup> pg;
+      pg.emplace_back(groups.decay, opts(t.weight_decay));
+      pg.emplace_back(groups.no_decay, opts(0.0));
+      optimizer = std::make_unique<torch::optim::AdamW>(pg, torch::optim::AdamWOptions(t.lr));
+    } else {
+      optimizer = make_optimizer(model->module(), config.train);
+    }
+    for (auto& p : model->module().parameters()) {
+      if (p.requires_grad()) params.push_back(p);
+    }
+    source = std::make_unique<RandomBatches>(config.model.vocab_size, config.model.seq_len, config.train.seed);
+    options.batch_size = config.train.batch_size;
+    options.grad_accum = 1;
+    options.seq_len = config.model.seq_len;
+    options.lr = config.train.lr;
+    options.grad_clip = config.train.grad_clip;
+    options.bf16 = device.is_cuda();
+    options.device = device;
+    ek_sum.assign(static_cast<size_t>(config.model.n_layers), 0.0);
+  }
+
+  double run(bool timed) {
+    sync(device);
+    const auto t0 = Clock::now();
+    last = train_step(step++, *model, *optimizer, params, *source, dist, options);
+    sync(device);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (timed) {
+      seconds.push_back(s);
+      const torch::Tensor ek = last.active_experts_L.to(torch::kCPU, torch::kFloat64).contiguous();
+      for (size_t l = 0; l < ek_sum.size(); ++l) ek_sum[l] += ek.data_ptr<double>()[l];
+    }
+    return s;
+  }
+
+  int64_t tokens_per_step() const { return options.batch_size * options.seq_len; }
+  double step_seconds() const { return median(seconds); }
+  std::vector<double> mean_active_experts() const {
+    std::vector<double> ek = ek_sum;
+    for (double& v : ek) v /= std::max<size_t>(1, seconds.size());
+    return ek;
+  }
+  double flops_per_token() const { return model->flops_per_token(mean_active_experts()).value_or(0.0); }
+
+  json describe() const {
+    const double s = step_seconds();
+    const double fpt = flops_per_token();
+    return {{"config", name},
+            {"router", config.router.type},
+            {"n_experts", config.model.n_experts},
+            {"k", config.model.n_experts_active},
+            {"step_seconds", s},
+            {"step_seconds_all", seconds},
+            {"tokens_per_step", tokens_per_step()},
+            {"tokens_per_s", tokens_per_step() / s},
+            {"active_experts_per_layer", mean_active_experts()},
+            {"flops_per_token", fpt},
+            // without the router's own matmuls: the compute the measured E[k] alone asks for
+            {"flops_per_token_without_router", ::dirmoe::flops_per_token(config.model, mean_active_experts(), 0.0).training()},
+            {"achieved_flops_per_s", fpt * tokens_per_step() / s},
+            {"parameters", model->parameter_counts() ? model->parameter_counts()->total() : 0}};
+  }
+};
+
+/// Interleaves the steps of `runners` (after `warmup` untimed steps each) for `repeats` rounds.
+void interleave(std::vector<StepRunner*> runners, int warmup, int repeats) {
+  for (int i = 0; i < warmup; ++i) {
+    for (auto* r : runners) r->run(false);
+  }
+  for (int i = 0; i < repeats; ++i) {
+    // Alternate the order each round so neither runner always follows the other.
+    if (i % 2) std::reverse(runners.begin(), runners.end());
+    for (auto* r : runners) r->run(true);
+    if (i % 2) std::reverse(runners.begin(), runners.end());
+  }
+}
+
+/// Best fp32 (CPU) or bf16 (CUDA) square-matmul FLOP/s LibTorch reaches here, over a few sizes.
+json peak_gemm(const torch::Device& device) {
+  const auto dtype = device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
+  const std::vector<int64_t> sizes = device.is_cuda() ? std::vector<int64_t>{4096, 8192} : std::vector<int64_t>{1024, 2048};
+  double best = 0;
+  int64_t best_n = 0;
+  json all = json::object();
+  for (int64_t n : sizes) {
+    const auto opts = torch::TensorOptions().dtype(dtype).device(device);
+    const torch::Tensor a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+    torch::Tensor c = torch::matmul(a, b);  // warm-up
+    const int reps = device.is_cuda() ? 20 : 3;
+    std::vector<double> rates;
+    for (int r = 0; r < 5; ++r) {
+      sync(device);
+      const auto t0 = Clock::now();
+      for (int i = 0; i < reps; ++i) c = torch::matmul(a, b);
+      sync(device);
+      const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+      rates.push_back(2.0 * n * n * n * reps / s);
+    }
+    const double rate = *std::max_element(rates.begin(), rates.end());
+    all[std::to_string(n)] = rate;
+    if (rate > best) best = rate, best_n = n;
+  }
+  return {{"flops_per_s", best}, {"dtype", device.is_cuda() ? "bf16" : "fp32"}, {"n", best_n}, {"by_size", all}};
+}
+
+/// Forward+backward of one MoeLayer per router at E=8, k=1 (T tokens), against the topk layer,
+/// and the topk layer against a dense SwiGLU of one expert's size (issue "Benchmarks").
+json per_layer(const Config& base, const torch::Device& device, int repeats) {
+  const int64_t T = base.train.batch_size * base.model.seq_len;
+  const int64_t D = base.model.d_model;
+  torch::manual_seed(0);
+  const auto opts = torch::TensorOptions().device(device);
+  const torch::Tensor x_TD = torch::randn({T, D}, opts).requires_grad_(true);
+  const torch::Tensor g_TD = torch::randn({T, D}, opts);
+  std::vector<std::string> names = {"topk"};
+  for (const auto& r : registered_routers()) {
+    if (r != "topk") names.push_back(r);
+  }
+  std::vector<MoeLayer> layers;
+  for (const auto& n : names) {
+    torch::manual_seed(1);
+    layers.emplace_back(variant(base, n), 0, make_router(variant(base, n)));
+    layers.back()->to(device);
+    layers.back()->train();
+  }
+  SwigluExperts dense(1, D, base.model.d_ff, base.model.init_std);
+  dense->to(device);
+  auto time_it = [&](const std::function<void()>& fn) {
+    sync(device);
+    const auto t0 = Clock::now();
+    fn();
+    sync(device);
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  std::vector<std::function<void()>> fns;
+  for (auto& layer : layers) {
+    fns.push_back([&layer, &x_TD, &g_TD] {
+      layer->zero_grad();
+      x_TD.mutable_grad() = torch::Tensor();
+      MoeLayerOutput out = layer->forward(x_TD);
+      torch::Tensor loss = (out.y_TD * g_TD).sum();
+      for (const auto& [name, v] : out.aux_losses) loss = loss + v;
+      loss.backward();
+    });
+  }
+  fns.push_back([&] {
+    dense->zero_grad();
+    x_TD.mutable_grad() = torch::Tensor();
+    swiglu(x_TD, dense->w_gate[0], dense->w_up[0], dense->w_down[0]).backward(g_TD);
+  });
+  std::vector<std::vector<double>> times(fns.size());
+  for (auto& fn : fns) fn();  // warm-up
+  for (int r = 0; r < repeats; ++r) {
+    for (size_t i = 0; i < fns.size(); ++i) times[i].push_back(time_it(fns[i]));
+  }
+  json out = {{"tokens", T}, {"d_model", D}, {"d_ff", base.model.d_ff}, {"n_experts", base.model.n_experts},
+              {"k", base.model.n_experts_active}, {"repeats", repeats}};
+  const double topk_s = median(times[0]);
+  json routers = json::object();
+  for (size_t i = 0; i < names.size(); ++i) {
+    torch::NoGradGuard no_grad;
+    const double ek = layers[i]->forward(x_TD).metrics.active_experts.item<double>();
+    routers[names[i]] = {{"seconds", median(times[i])}, {"over_topk", median(times[i]) / topk_s}, {"active_experts", ek}};
+  }
+  out["routers"] = routers;
+  const double dense_s = median(times.back());
+  out["dense_seconds"] = dense_s;
+  out["moe_over_dense"] = topk_s / dense_s;
+  return out;
+}
+
+json environment(const torch::Device& device, const std::string& scale, const Config& c) {
+  json env = {{"git_revision", git_revision()},
+              {"threads", torch::get_num_threads()},
+              {"device", device.str()},
+              {"scale", scale},
+              {"model", {{"d_model", c.model.d_model}, {"n_layers", c.model.n_layers}, {"n_heads", c.model.n_heads},
+                         {"n_kv_heads", c.model.n_kv_heads}, {"d_ff", c.model.d_ff}, {"seq_len", c.model.seq_len},
+                         {"vocab_size", c.model.vocab_size}, {"n_experts", c.model.n_experts},
+                         {"k", c.model.n_experts_active}}},
+              {"batch_size", c.train.batch_size},
+              {"precision", device.is_cuda() ? "bf16-autocast" : "fp32"}};
+  return env;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dirmoe benchmark measurements (JSON on stdout)"};
+  app.require_subcommand(1);
+  std::string scale = "d512", device_name = "cpu", router = "topk", out_path;
+  int64_t threads = 0, batch = 0;
+  int repeats = 4, warmup = 1, layer_repeats = 5;
+  std::vector<std::string> routers;
+  bool caching_allocator = true;
+  for (CLI::App* sub : {app.add_subcommand("suite", "interleaved comparisons"),
+                        app.add_subcommand("step", "one configuration alone (time and peak memory)"),
+                        app.add_subcommand("profile", "one configuration under the autograd profiler")}) {
+    sub->add_option("--scale", scale, "d512 | tiny | llama185m");
+    sub->add_option("--device", device_name, "cpu | cuda");
+    sub->add_option("--threads", threads, "intra-op threads (0: all cores, as dirmoe-train)");
+    sub->add_option("--batch", batch, "sequences per step (0: the scale's)");
+    sub->add_option("--repeats", repeats, "timed steps per configuration");
+    sub->add_option("--warmup", warmup, "untimed steps first");
+    sub->add_option("--out", out_path, "also write the JSON here");
+    sub->add_option("--caching-allocator", caching_allocator, "install dirmoe's CPU caching allocator (dirmoe-train does)");
+  }
+  app.get_subcommand("suite")->add_option("--layer-repeats", layer_repeats);
+  app.get_subcommand("suite")->add_option("--routers", routers,
+                                          "configurations compared with topk (default: every registered router, "
+                                          "topk+libtorch_adamw and dense)");
+  app.get_subcommand("step")->add_option("--router", router, "a router type, or dense");
+  std::string trace_path = "bench_trace.json";
+  app.get_subcommand("profile")->add_option("--router", router, "a router type, or dense");
+  app.get_subcommand("profile")->add_option("--trace", trace_path, "chrome trace written here (bench/profile_summary.py reads it)");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (caching_allocator) install_cpu_caching_allocator();  // as dirmoe-train does
+    torch::set_num_threads(threads > 0 ? static_cast<int>(threads)
+                                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    const torch::Device device(device_name);
+    Config base = scale_config(scale, device_name);
+    if (batch > 0) base.train.batch_size = batch;
+    json result = environment(device, scale, base);
+    if (device.is_cuda()) torch::cuda::synchronize();
+
+    if (*app.get_subcommand("profile")) {
+      StepRunner r(router, variant(base, router), device);
+      interleave({&r}, warmup, 0);
+      {
+        torch::autograd::profiler::RecordProfile guard(trace_path);
+        interleave({&r}, 0, repeats);
+      }
+      result["step"] = r.describe();
+      result["trace"] = trace_path;
+    } else if (*app.get_subcommand("step")) {
+      StepRunner r(router, variant(base, router), device);
+      interleave({&r}, warmup, repeats);
+      result["step"] = r.describe();
+      result["peak_rss_bytes"] = peak_rss_bytes();
+      result["cuda_max_allocated_bytes"] = nullptr;
+#ifdef DIRMOE_BENCH_CUDA_STATS
+      if (device.is_cuda()) {
+        const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+        result["cuda_max_allocated_bytes"] =
+            stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+      }
+#endif
+    } else {
+      if (routers.empty()) {
+        for (const auto& r : registered_routers()) {
+          if (r != "topk") routers.push_back(r);
+        }
+        routers.push_back("topk" + kLibtorchAdamw);
+        routers.push_back("dense");
+      }
+      std::cerr << "bench_suite: peak GEMM\n";
+      result["peak_gemm"] = peak_gemm(device);
+      std::cerr << "bench_suite: per-layer forward+backward\n";
+      result["per_layer"] = per_layer(base, device, layer_repeats);
+      // topk stays alive; every other configuration is built in turn and interleaved with it.
+      StepRunner topk("topk", variant(base, "topk"), device);
+      json pairs = json::array();
+      const std::vector<std::string>& others = routers;
+      for (const auto& name : others) {
+        std::cerr << "bench_suite: train step topk vs " << name << "\n";
+        const size_t before = topk.seconds.size();
+        StepRunner other(name, variant(base, name), device);
+        interleave({&topk, &other}, warmup, repeats);
+        const std::vector<double> topk_here(topk.seconds.begin() + static_cast<int64_t>(before), topk.seconds.end());
+        json o = other.describe();
+        o["topk_step_seconds"] = median(topk_here);
+        o["over_topk"] = other.step_seconds() / median(topk_here);
+        // Routers whose E[k] is not yet k (ReMoE's λ and DirMoE's gates adapt during training)
+        // compute more experts: the ratio per unit of that compute isolates the router's own cost.
+        const json t = topk.describe();
+        o["over_topk_at_equal_expert_compute"] =
+            o["over_topk"].get<double>() / (o["flops_per_token_without_router"].get<double>() /
+                                            t["flops_per_token_without_router"].get<double>());
+        pairs.push_back(o);
+      }
+      result["topk"] = topk.describe();
+      result["pairs"] = pairs;
+    }
+    const std::string text = result.dump();
+    std::cout << text << std::endl;
+    if (!out_path.empty()) std::ofstream(out_path) << text << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "bench_suite: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,275 @@
+"""`make bench`: runs the measurements, compares them with issue 9's goals, writes
+bench/results.json and bench/results.md and prints the table.
+
+Figures (each states configuration, threads, device and git revision):
+  1. training tokens/s of dirmoe::train_step (dirmoe-train's step) over bench/reference_model.py
+     (the same model and step in PyTorch eager), goal >= 1.25
+  2. router overhead: train step of dirmoe, remoe, sparsemixer over topk at k=1, goal <= 1.05 each
+     (and one MoE layer forward+backward per router)
+  3. MoE (E=8, k=1) train step over the dense model of the same active size, goal <= 1.15
+  4. achieved FLOP/s of a train step (the model's FLOPs calculator) over the peak GEMM FLOP/s
+     measured in the same run, goal >= 0.50 at d_model 512
+  5. dirmoe-eval validation-perplexity tokens/s and dirmoe-data build MB/s
+  6. peak memory (RSS; CUDA max allocated) of each configuration's training process
+
+Sizes are chosen so that the whole run takes about 5–8 minutes on 2 cores (see --scales, --repeats).
+"""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "build", "bin")
+ROUTERS = ["dirmoe", "remoe", "sparsemixer"]
+
+# The reference model's flags for each scale; must match bench_suite's scale_config().
+SCALES = {
+    "d512": dict(d_model=512, layers=4, heads=8, kv_heads=4, d_ff=2048, seq_len=256, vocab=8192, batch=8),
+    "tiny": dict(d_model=128, layers=2, heads=4, kv_heads=2, d_ff=256, seq_len=128, vocab=8192, batch=8),
+    "llama185m": dict(d_model=768, layers=12, heads=12, kv_heads=4, d_ff=3072, seq_len=1024, vocab=51200, batch=16),
+}
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run_json(cmd, **kw):
+    log(" ".join(cmd))
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, cwd=ROOT, **kw).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def suite_cmd(sub, scale, args, *extra):
+    return [os.path.join(BIN, "bench_suite"), sub, "--scale", scale, "--device", args.device,
+            "--threads", str(args.threads), *extra]
+
+
+def reference_cmd(scale, args, steps, warmup):
+    s = SCALES[scale]
+    cmd = [sys.executable, os.path.join(ROOT, "bench", "reference_model.py"), "--device", args.device,
+           "--threads", str(args.threads or os.cpu_count()), "--steps", str(steps), "--warmup", str(warmup)]
+    for k, v in s.items():
+        cmd += ["--" + k.replace("_", "-"), str(v)]
+    return cmd
+
+
+def figure_vs_reference(scale, args):
+    """C++ and Python runs alternate (C P C P) so that machine load hits both alike."""
+    cpp, py = [], []
+    for _ in range(args.rounds):
+        cpp.append(run_json(suite_cmd("step", scale, args, "--router", "topk", "--repeats", str(args.repeats),
+                                      "--warmup", "1")))
+        py.append(run_json(reference_cmd(scale, args, args.repeats, 1)))
+    cpp_s = statistics.median([t for r in cpp for t in r["step"]["step_seconds_all"]])
+    py_s = statistics.median([t for r in py for t in r["step_seconds_all"]])
+    tokens = cpp[0]["step"]["tokens_per_step"]
+    return {
+        "cpp_step_seconds": cpp_s, "python_step_seconds": py_s,
+        "cpp_tokens_per_s": tokens / cpp_s, "python_tokens_per_s": tokens / py_s,
+        "ratio": py_s / cpp_s,
+        "cpp_peak_rss_bytes": max(r["peak_rss_bytes"] for r in cpp),
+        "python_peak_rss_bytes": max(r["peak_rss_bytes"] for r in py),
+        "python_torch": py[0]["torch"], "env": cpp[0],
+    }
+
+
+def memory(scale, args, configs):
+    out = {}
+    for name in configs:
+        r = run_json(suite_cmd("step", scale, args, "--router", name, "--repeats", "1", "--warmup", "1"))
+        out[name] = {"peak_rss_bytes": r["peak_rss_bytes"], "cuda_max_allocated_bytes": r["cuda_max_allocated_bytes"]}
+    return out
+
+
+def data_build(args, work):
+    """dirmoe-data build of a small text tree: input MB over wall seconds (tokenizer training included)."""
+    src = os.path.join(ROOT, "tests", "data", "corpus", "tree")
+    nbytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(src) for f in fs)
+    out = os.path.join(work, "data_build")
+    cmd = [os.path.join(BIN, "dirmoe-data"), "build", "--out", out, "--source", src, "--vocab-size", "512", "--quiet"]
+    log(" ".join(cmd))
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    s = time.perf_counter() - t0
+    return {"source": os.path.relpath(src, ROOT), "input_bytes": nbytes, "seconds": s, "mb_per_s": nbytes / 1e6 / s,
+            "vocab_size": 512}
+
+
+def eval_throughput(scale, args, work, data_dir):
+    """Trains the scale's switch model for 2 steps on data_dir, then dirmoe-eval's validation perplexity."""
+    s = SCALES[scale]
+    config = {
+        "model": {"vocab_size": 0, "d_model": s["d_model"], "n_layers": s["layers"], "n_heads": s["heads"],
+                  "n_kv_heads": s["kv_heads"], "d_ff": s["d_ff"], "seq_len": s["seq_len"], "n_experts": 8,
+                  "n_experts_active": 1, "init_std": 0.02},
+        "router": {"type": "topk"},
+        "train": {"device": args.device if args.device != "cpu" else "cpu", "batch_size": s["batch"], "max_steps": 2,
+                  "log_every": 1, "eval_every": 0, "ckpt_every": 2, "threads": args.threads},
+        "data": {"dir": data_dir},
+        "eval": {"tasks": [], "validation_tokens": args.eval_tokens, "batch_size": s["batch"]},
+    }
+    cfg_path = os.path.join(work, f"eval_{scale}.json")
+    with open(cfg_path, "w") as f:
+        json.dump(config, f)
+    run = os.path.join(work, f"run_{scale}")
+    cmd = [os.path.join(BIN, "dirmoe-train"), "--config", cfg_path, "--out", run]
+    log(" ".join(cmd))
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = os.path.join(work, f"eval_{scale}_report.json")
+    cmd = [os.path.join(BIN, "dirmoe-eval"), "--checkpoint", run, "--data", data_dir, "--out", out,
+           "--device", args.device]
+    log(" ".join(cmd))
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(out) as f:
+        rep = json.load(f)
+    v = rep["validation"]
+    return {"tokens": v["input_tokens"], "seconds": v["seconds"], "tokens_per_s": v["input_tokens"] / v["seconds"],
+            "batch_size": s["batch"], "seq_len": s["seq_len"], "data": data_dir}
+
+
+def mib(b):
+    return None if b is None else b / 2**20
+
+
+def build_rows(res):
+    """(figure, what, configuration, value text, goal text, pass/miss/None)"""
+    rows = []
+    for scale, sc in res["scales"].items():
+        env = sc["suite"]
+        conf = (f"{scale}: D={env['model']['d_model']} L={env['model']['n_layers']} F={env['model']['d_ff']} "
+                f"E=8 k=1 B={env['batch_size']}×{env['model']['seq_len']}")
+        f1 = sc.get("vs_reference")
+        if f1:
+            rows.append(("1", "train tokens/s, C++ / PyTorch eager", conf,
+                         f"{f1['ratio']:.2f}× ({f1['cpp_tokens_per_s']:.0f} vs {f1['python_tokens_per_s']:.0f} tok/s)",
+                         "≥ 1.25×", f1["ratio"] >= 1.25))
+        for p in env["pairs"]:
+            if p["config"] == "dense" or "+" in p["config"]:
+                continue
+            rows.append(("2", f"train step {p['config']} / topk", conf,
+                         f"{p['over_topk']:.3f}× (E[k] {statistics.mean(p['active_experts_per_layer']):.2f})",
+                         "≤ 1.05×", p["over_topk"] <= 1.05))
+            eq = p["over_topk_at_equal_expert_compute"]
+            rows.append(("2", f"train step {p['config']} / topk, per unit of expert compute", conf,
+                         f"{eq:.3f}×", "≤ 1.05×", eq <= 1.05))
+        pl = env["per_layer"]
+        lconf = f"{scale}: one MoE layer fwd+bwd, T={pl['tokens']} D={pl['d_model']} F={pl['d_ff']}"
+        for name, r in pl["routers"].items():
+            if name == "topk":
+                continue
+            rows.append(("2", f"layer {name} / topk", lconf, f"{r['over_topk']:.3f}× (E[k] {r['active_experts']:.2f})",
+                         "≤ 1.05×", r["over_topk"] <= 1.05))
+        dense = next(p for p in env["pairs"] if p["config"] == "dense")
+        moe_over_dense = 1.0 / dense["over_topk"]
+        rows.append(("3", "train step MoE (topk) / dense", conf, f"{moe_over_dense:.3f}×", "≤ 1.15×",
+                     moe_over_dense <= 1.15))
+        rows.append(("3", "layer MoE (topk) / dense SwiGLU", lconf, f"{pl['moe_over_dense']:.3f}×", "≤ 1.15×",
+                     pl["moe_over_dense"] <= 1.15))
+        for p in env["pairs"]:
+            if p["config"].endswith("+libtorch_adamw"):
+                rows.append(("2", "train step topk with LibTorch's AdamW / with make_optimizer's", conf,
+                             f"{p['over_topk']:.3f}×", "", None))
+        peak = env["peak_gemm"]["flops_per_s"]
+        for p in [env["topk"]] + [q for q in env["pairs"] if "+" not in q["config"]]:
+            frac = p["achieved_flops_per_s"] / peak
+            goal = scale == "d512" and p["config"] == "topk"
+            rows.append(("4", f"MFU {p['config']} (train step / peak GEMM)", conf,
+                         f"{100 * frac:.1f}% ({p['achieved_flops_per_s'] / 1e9:.1f} / {peak / 1e9:.1f} GFLOP/s)",
+                         "≥ 50%" if goal else "", frac >= 0.5 if goal else None))
+        if "eval" in sc:
+            e = sc["eval"]
+            rows.append(("5", "dirmoe-eval validation tokens/s", f"{scale}: batch {e['batch_size']}×{e['seq_len']}",
+                         f"{e['tokens_per_s']:.0f} tok/s", "", None))
+        for name, m in sc["memory"].items():
+            text = f"{mib(m['peak_rss_bytes']):.0f} MiB RSS"
+            if m.get("cuda_max_allocated_bytes"):
+                text += f", {mib(m['cuda_max_allocated_bytes']):.0f} MiB CUDA"
+            rows.append(("6", f"peak memory, train {name}", conf, text, "", None))
+        if f1:
+            rows.append(("6", "peak memory, PyTorch eager reference (topk)", conf,
+                         f"{mib(f1['python_peak_rss_bytes']):.0f} MiB RSS", "", None))
+    if "data_build" in res:
+        d = res["data_build"]
+        rows.append(("5", "dirmoe-data build MB/s", f"{d['source']} ({d['input_bytes'] / 1e6:.2f} MB, vocab {d['vocab_size']})",
+                     f"{d['mb_per_s']:.2f} MB/s ({d['seconds']:.1f} s)", "", None))
+    rows.sort(key=lambda r: r[0])
+    return rows
+
+
+def markdown(res, rows):
+    e = res["environment"]
+    lines = [f"# dirmoe benchmarks", "",
+             f"revision `{e['git_revision']}` · {e['date']} · device {e['device']} · {e['threads']} threads "
+             f"({e['cores']} cores) · torch {e['torch']} · load average at start {e['loadavg']}", "",
+             "| # | figure | configuration | measured | goal | |", "|---|---|---|---|---|---|"]
+    for fig, what, conf, value, goal, ok in rows:
+        mark = "" if ok is None else ("pass" if ok else "**miss**")
+        lines.append(f"| {fig} | {what} | {conf} | {value} | {goal} | {mark} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="0: all cores")
+    p.add_argument("--scales", default="d512,tiny")
+    p.add_argument("--repeats", type=int, default=4, help="timed steps per configuration and run")
+    p.add_argument("--rounds", type=int, default=2, help="alternating C++/Python runs for figure 1")
+    p.add_argument("--data", default=os.environ.get("DIRMOE_BENCH_DATA", "data/default"))
+    p.add_argument("--eval-tokens", type=int, default=65536)
+    p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    args = p.parse_args()
+    import torch  # only for the device probe and the version
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, stdout=subprocess.PIPE,
+                         text=True).stdout.strip() or "unknown"
+    res = {"environment": {"git_revision": rev, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                           "device": args.device, "threads": args.threads or os.cpu_count(), "cores": os.cpu_count(),
+                           "torch": torch.__version__, "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg())},
+           "scales": {}}
+    t_start = time.perf_counter()
+    work = tempfile.mkdtemp(prefix="dirmoe-bench-")
+    try:
+        for scale in args.scales.split(","):
+            sc = {}
+            sc["suite"] = run_json(suite_cmd("suite", scale, args, "--repeats", str(args.repeats)))
+            sc["vs_reference"] = figure_vs_reference(scale, args)
+            sc["memory"] = {"topk": {"peak_rss_bytes": sc["vs_reference"]["cpp_peak_rss_bytes"],
+                                     "cuda_max_allocated_bytes": sc["vs_reference"]["env"]["cuda_max_allocated_bytes"]}}
+            sc["memory"].update(memory(scale, args, ROUTERS + ["dense"]))
+            data_dir = args.data if os.path.isabs(args.data) else os.path.join(ROOT, args.data)
+            if os.path.exists(os.path.join(data_dir, "manifest.json")):
+                sc["eval"] = eval_throughput(scale, args, work, data_dir)
+            else:
+                log(f"no corpus at {data_dir} (build it with `make demo` or set DIRMOE_BENCH_DATA): eval figure skipped")
+            res["scales"][scale] = sc
+        res["data_build"] = data_build(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    res["environment"]["seconds"] = time.perf_counter() - t_start
+    rows = build_rows(res)
+    res["figures"] = [{"figure": f, "what": w, "configuration": c, "measured": v, "goal": g,
+                       "status": None if ok is None else ("pass" if ok else "miss")} for f, w, c, v, g, ok in rows]
+    with open(args.out + ".json", "w") as f:
+        json.dump(res, f, indent=1)
+        f.write("\n")
+    md = markdown(res, rows)
+    with open(args.out + ".md", "w") as f:
+        f.write(md)
+    print(md)
+    log(f"done in {res['environment']['seconds']:.0f} s: {args.out}.json, {args.out}.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+#include "dirmoe/train/train_step.h"
+
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+
+#include "dirmoe/train/optimizer.h"
+
+namespace dirmoe {
+
+AutocastScope::AutocastScope(bool on) : on_(on) {
+  if (!on_) return;
+  prev_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
+  prev_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+  at::autocast::set_autocast_enabled(at::kCUDA, true);
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (!on_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_autocast_enabled(at::kCUDA, prev_enabled_);
+  at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype_);
+}
+
+TrainStepResult train_step(int64_t step_index, TrainableModel& model, torch::optim::Optimizer& optimizer,
+                           const std::vector<torch::Tensor>& params, BatchSource& source, DistributedContext& dist,
+                           const TrainStepOptions& o) {
+  const int64_t B = o.batch_size;
+  const int64_t A = o.grad_accum;
+  const int64_t W = dist.world_size();
+  const auto fopts = torch::TensorOptions().dtype(torch::kFloat32).device(o.device);
+
+  model.set_step(step_index);
+  set_learning_rate(optimizer, o.lr);
+  optimizer.zero_grad(/*set_to_none=*/true);
+
+  TrainStepResult r;
+  r.lm_loss = torch::zeros({}, fopts);
+  const double inv_a = 1.0 / static_cast<double>(A);
+  for (int64_t micro = 0; micro < A; ++micro) {
+    torch::Tensor batch = source.next_batch(B * W);
+    TORCH_CHECK(batch.dim() == 2 && batch.size(0) == B * W && batch.size(1) >= 2, "batch source returned ",
+                batch.sizes(), ", expected (", B * W, ", seq_len+1)");
+    // Data parallel: every rank draws the same global batch and keeps its rows, so W processes
+    // see exactly the windows one process with batch W·B would.
+    if (W > 1) batch = batch.narrow(0, dist.rank() * B, B);
+    batch = batch.to(o.device, /*non_blocking=*/true);
+    const int64_t t = std::min<int64_t>(o.seq_len, batch.size(1) - 1);
+    const torch::Tensor inputs_BT = batch.narrow(1, 0, t);
+    const torch::Tensor targets_BT = batch.narrow(1, 1, t);
+
+    DecoderOutput out;
+    {
+      AutocastScope autocast(o.bf16);
+      out = model.forward(inputs_BT);
+    }
+    const int64_t V = out.logits_BTV.size(-1);
+    const torch::Tensor lm = torch::nn::functional::cross_entropy(out.logits_BTV.to(torch::kFloat32).reshape({-1, V}),
+                                                                  targets_BT.reshape({-1}));
+    torch::Tensor total = lm;
+    for (const auto& [name, value] : out.aux_losses) total = total + value.to(torch::kFloat32);
+    (A > 1 ? total / static_cast<double>(A) : total).backward();
+
+    torch::NoGradGuard no_grad;
+    r.lm_loss += lm.detach() * inv_a;
+    for (const auto& [name, value] : out.aux_losses) {
+      const torch::Tensor v = value.detach().to(torch::kFloat32) * inv_a;
+      auto it = r.aux_losses.find(name);
+      if (it == r.aux_losses.end()) r.aux_losses.emplace(name, v);
+      else it->second = it->second + v;
+    }
+    const int64_t L = static_cast<int64_t>(out.layers.size());
+    if (micro == 0) {
+      r.active_experts_L = torch::zeros({L}, fopts);
+      r.dropped_L = torch::zeros({L}, fopts);
+      r.tokens_per_expert_L.resize(static_cast<size_t>(L));
+      r.router_metrics_L.resize(static_cast<size_t>(L));
+    }
+    TORCH_CHECK(L == r.active_experts_L.size(0), "model returned ", L, " layer metrics, then ",
+                r.active_experts_L.size(0));
+    for (int64_t l = 0; l < L; ++l) {
+      const LayerRoutingMetrics& m = out.layers[static_cast<size_t>(l)];
+      if (m.active_experts.defined()) r.active_experts_L[l] += m.active_experts.detach().to(torch::kFloat32).reshape({}) * inv_a;
+      if (m.dropped_tokens.defined()) r.dropped_L[l] += m.dropped_tokens.detach().to(torch::kFloat32).reshape({});
+      if (m.tokens_per_expert_E.defined()) {
+        const torch::Tensor tpe = m.tokens_per_expert_E.detach().to(torch::kFloat32);
+        auto& acc = r.tokens_per_expert_L[static_cast<size_t>(l)];
+        acc = acc.defined() ? acc + tpe : tpe;
+      }
+      for (const auto& [name, value] : m.router_metrics) {
+        const torch::Tensor v = value.detach().to(torch::kFloat32).reshape({}) * inv_a;
+        auto& slot = r.router_metrics_L[static_cast<size_t>(l)];
+        auto it = slot.find(name);
+        if (it == slot.end()) slot.emplace(name, v);
+        else it->second = it->second + v;
+      }
+    }
+  }
+
+  dist.average_gradients(params);
+  r.grad_norm = clip_grad_norm(params, o.grad_clip);
+  optimizer.step();
+  model.update_controllers();
+  // Controllers (ReMoE's λ) follow rank 0 so that every replica routes with the same state.
+  if (W > 1) dist.broadcast_buffers(model.module());
+  return r;
+}
+
+}  // namespace dirmoe

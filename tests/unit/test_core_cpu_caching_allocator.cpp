@@ -1,0 +1,62 @@
+// CachingCpuAllocator: large blocks come back by exact size, small ones are not cached, the cap
+// holds, and tensors built on it behave like any other.
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <cstring>
+
+#include "dirmoe/core/cpu_caching_allocator.h"
+
+using dirmoe::CachingCpuAllocator;
+
+TEST_CASE("a freed large block is handed to the next request of the same size", "[core][allocator]") {
+  CachingCpuAllocator alloc(size_t{64} << 20);
+  const size_t big = size_t{3} << 20;
+  void* first = nullptr;
+  {
+    c10::DataPtr a = alloc.allocate(big);
+    first = a.get();
+    REQUIRE(first != nullptr);
+    std::memset(first, 7, big);  // the block is usable
+    CHECK(alloc.cached_bytes() == 0);
+  }
+  CHECK(alloc.cached_bytes() == big);
+  {
+    c10::DataPtr other_size = alloc.allocate(big + 4096);
+    CHECK(other_size.get() != first);  // exact sizes only
+    c10::DataPtr again = alloc.allocate(big);
+    CHECK(again.get() == first);
+    CHECK(alloc.cached_bytes() == 0);
+  }
+  CHECK(alloc.cached_bytes() == 2 * big + 4096);
+  alloc.release_cached();
+  CHECK(alloc.cached_bytes() == 0);
+}
+
+TEST_CASE("small blocks are not cached and the cap returns the overflow", "[core][allocator]") {
+  CachingCpuAllocator alloc(size_t{5} << 20);
+  { c10::DataPtr small = alloc.allocate(1000); }
+  CHECK(alloc.cached_bytes() == 0);
+  {
+    c10::DataPtr a = alloc.allocate(size_t{3} << 20);
+    c10::DataPtr b = alloc.allocate(size_t{3} << 20);
+  }
+  CHECK(alloc.cached_bytes() == (size_t{3} << 20));  // the second would pass the 5 MiB cap
+}
+
+TEST_CASE("tensors on the caching allocator compute like any other", "[core][allocator]") {
+  CachingCpuAllocator alloc(size_t{256} << 20);
+  const int64_t n = 512 * 1024;  // 2 MiB of float32
+  auto make = [&](float value) {
+    c10::DataPtr data = alloc.allocate(n * sizeof(float));
+    auto* p = static_cast<float*>(data.get());
+    for (int64_t i = 0; i < n; ++i) p[i] = value;
+    c10::Storage storage(c10::Storage::use_byte_size_t(), n * sizeof(float), std::move(data), &alloc, false);
+    return torch::empty({0}, torch::kFloat32).set_(storage, 0, {n}, {1});
+  };
+  torch::Tensor a = make(1.5f), b = make(2.0f);
+  CHECK((a * b).sum().item<double>() == Approx(3.0 * n));
+  a.reset();
+  b.reset();
+  CHECK(alloc.cached_bytes() == 2 * n * sizeof(float));
+}
