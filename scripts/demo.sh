@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # make demo: default corpus → a short train of each router at parity → eval → analyze → report.
 # Everything lands in runs/demo (override with DEMO_OUT); the corpus in data/default.
-# DEMO_STEPS (default 150) sets the training steps of each tiny run.
+# DEMO_STEPS (default 300, the tiny recipes' own budget, at which their parity was calibrated) sets
+# the training steps of each tiny run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=build/bin
 out=${DEMO_OUT:-runs/demo}
-steps=${DEMO_STEPS:-150}
+steps=${DEMO_STEPS:-300}
 
 echo "== 1/4 default corpus (data/default)"
 if [ -f data/default/manifest.json ]; then
