@@ -253,6 +253,7 @@ def main():
                            "torch": torch.__version__, "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg())},
            "scales": {}}
     t_start = time.perf_counter()
+    data_dir = args.data if os.path.isabs(args.data) else os.path.join(ROOT, args.data)
     work = tempfile.mkdtemp(prefix="dirmoe-bench-")
     try:
         for scale in args.scales.split(","):
@@ -262,13 +263,12 @@ def main():
             sc["memory"] = {"topk": {"peak_rss_bytes": sc["vs_reference"]["cpp_peak_rss_bytes"],
                                      "cuda_max_allocated_bytes": sc["vs_reference"]["env"]["cuda_max_allocated_bytes"]}}
             sc["memory"].update(memory(scale, args, ROUTERS + ["dense"]))
-            data_dir = args.data if os.path.isabs(args.data) else os.path.join(ROOT, args.data)
             if os.path.exists(os.path.join(data_dir, "manifest.json")):
                 sc["eval"] = eval_throughput(scale, args, work, data_dir)
             else:
                 log(f"no corpus at {data_dir} (build it with `make demo` or set DIRMOE_BENCH_DATA): eval figure skipped")
             res["scales"][scale] = sc
-        res["data_build"] = data_build(args, work, args.data if os.path.isabs(args.data) else os.path.join(ROOT, args.data))
+        res["data_build"] = data_build(args, work, data_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res["environment"]["seconds"] = time.perf_counter() - t_start

@@ -9,11 +9,8 @@
 #include <cmath>
 #include <limits>
 
-#include <nlohmann/json.hpp>
-
-#include "dirmoe/stats/routing_report.h"
-#include "dirmoe/stats/routing_stats_file.h"
 #include "fuzz_util.h"
+#include "routing_h5_reader_use.h"
 
 namespace {
 
@@ -216,13 +213,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
   const auto path = dirmoe::fuzz::scratch_dir() / "routing.h5";
   write_file(path.string(), in);
-  dirmoe::fuzz::expect_no_crash([&] {
-    const auto file = dirmoe::read_routing_stats(path);
-    const auto report = dirmoe::make_routing_report(file, path.string());
-    (void)dirmoe::routing_report_markdown(report);
-    (void)dirmoe::routing_report_json(report).dump();
-    (void)dirmoe::compare_reports_markdown({report, report});
-    (void)dirmoe::compare_reports_json({report, report}).dump();
-  });
+  dirmoe::fuzz::read_routing_h5_as_compare_does(path);
   return 0;
 }
