@@ -41,6 +41,12 @@ expect_full_disk 24 "dirmoe-train" "$BIN/dirmoe-train" "${TRAIN[@]}" --out "$TMP
 ls "$TMP/run_full/checkpoints"/*.ckpt >/dev/null 2>&1 && fail "a training run that ran out of space left a checkpoint"
 grep -qs '"status": "finished"' "$TMP/run_full/summary.json" && fail "a training run that ran out of space says finished"
 
+# The routing time series (train.stats_every) is what runs out of space: no checkpoint before it.
+for kib in 4 16; do
+  expect_full_disk $kib "dirmoe-train, routing_train.h5 at $kib KiB" "$BIN/dirmoe-train" "${TRAIN[@]}" \
+    --set train.ckpt_every=0 --set train.max_steps=30 --set train.stats_every=1 --out "$TMP/run_full_ts$kib"
+done
+
 "$BIN/dirmoe-train" "${TRAIN[@]}" --out "$TMP/run" >/dev/null 2>&1 || fail "training run"
 expect_full_disk 1 "dirmoe-eval" "$BIN/dirmoe-eval" --checkpoint "$TMP/run" --tasks arc_easy \
   --task-dir "$SRC/tests/data/tasks" --data "$TMP/data" --device cpu --set eval.validation_tokens=0 --out "$TMP/eval.json"

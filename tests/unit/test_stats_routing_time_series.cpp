@@ -1,4 +1,6 @@
-// routing_train.h5: appended rows read back by h5py, also after the writing process is SIGKILLed.
+// routing_train.h5: appended rows read back by h5py, rows reach the disk only through a whole-file
+// rewrite (throttled on append, forced by flush), and the file stays readable after the writing
+// process is SIGKILLed.
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
@@ -11,6 +13,7 @@
 #include <thread>
 
 #include "../support/python_reference.h"
+#include "dirmoe/core/error.h"
 #include "dirmoe/stats/routing_time_series.h"
 
 using namespace dirmoe;
@@ -74,13 +77,39 @@ TEST_CASE("routing time series rows read back by h5py", "[stats][hdf5]") {
   const auto path = dir / "routing_train.h5";
   const int64_t L = 2, E = 4;
   {
-    RoutingTimeSeriesWriter w(path, L, E, {{"router", "dirmoe"}});
+    RoutingTimeSeriesWriter w(path, L, E, {{"router", "dirmoe"}}, std::chrono::milliseconds(0));
     for (int64_t i = 0; i < 7; ++i) w.append(10 * i, snapshot_for(i, L, E));
     CHECK(w.rows() == 7);
+    CHECK(w.rows_on_disk() == 7);
     CHECK_THROWS(w.append(70, snapshot_for(0, L + 1, E)));
   }
   const auto out = testing::run_python_reference("read_routing_train_h5.py", {{"paths", bytes_of(path.string())}});
   check_rows(out, "0/", 7, L, E);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("routing time series reaches the disk on the rewrite interval and on flush", "[stats][hdf5]") {
+  const auto dir = temp_dir("ts_flush");
+  const int64_t L = 2, E = 3;
+  std::string paths;
+  RoutingTimeSeriesWriter w(dir / "a.h5", L, E, {}, std::chrono::hours(1));
+  for (int64_t i = 0; i < 3; ++i) w.append(10 * i, snapshot_for(i, L, E));
+  CHECK(w.rows() == 3);
+  CHECK(w.rows_on_disk() == 0);  // the empty series written at construction, nothing since
+  fs::copy_file(dir / "a.h5", dir / "before_flush.h5");
+  w.flush();
+  CHECK(w.rows_on_disk() == 3);
+  fs::copy_file(dir / "a.h5", dir / "after_flush.h5");
+  w.append(30, snapshot_for(3, L, E));
+  w.close();
+  CHECK_THROWS_AS(w.append(40, snapshot_for(4, L, E)), IoError);
+  const auto out = testing::run_python_reference(
+      "read_routing_train_h5.py",
+      {{"paths", bytes_of((dir / "before_flush.h5").string() + "\n" + (dir / "after_flush.h5").string() + "\n" +
+                          (dir / "a.h5").string())}});
+  check_rows(out, "0/", 0, L, E);
+  check_rows(out, "1/", 3, L, E);
+  check_rows(out, "2/", 4, L, E);
   fs::remove_all(dir);
 }
 
@@ -100,7 +129,7 @@ TEST_CASE("routing time series is readable after the writer is SIGKILLed mid-run
     if (pid == 0) {
       ::close(fds[0]);
       try {
-        RoutingTimeSeriesWriter w(path, L, E, {{"router", "dirmoe"}});
+        RoutingTimeSeriesWriter w(path, L, E, {{"router", "dirmoe"}}, std::chrono::milliseconds(0));
         for (int64_t i = 0;; ++i) {
           w.append(10 * i, snaps[i]);
           if (i == 5) {

@@ -27,66 +27,55 @@ void write_routing_stats(const fs::path& path, const RoutingStatsFile& file) {
   std::string image;
   try {
     H5::Exception::dontPrint();
-    // NOTE: the file is built in memory (HDF5's core driver, no backing store) and written out by
-    // write_file_atomic. When a write to disk fails under libhdf5 (a full disk, EFBIG), HDF5 1.10
-    // leaves the file half closed and crashes at library shutdown; in memory nothing can fail
-    // that way, and the one disk write is ours, reported with the path.
-    H5::FileAccPropList access;
-    access.setCore(/*increment=*/1 << 20, /*backing_store=*/false);
-    H5::H5File h5(path.string() + ".in-memory", H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, access);
-    h5::write_attr(h5, "format_version", kRoutingFormatVersion);
-    h5::write_attr(h5, "router", file.attrs.router);
-    h5::write_attr(h5, "n_layers", L);
-    h5::write_attr(h5, "n_experts", E);
-    h5::write_attr(h5, "k_target", file.attrs.k_target);
-    h5::write_attr(h5, "step", file.attrs.step);
-    h5::write_attr(h5, "config", file.attrs.config_json);
-    h5::write_attr(h5, "git_rev", file.attrs.git_rev);
-    h5::write_strings(h5, "domains", file.domains);
+    image = h5::build_file_image(path.string(), [&](H5::H5File& h5) {
+      h5::write_attr(h5, "format_version", kRoutingFormatVersion);
+      h5::write_attr(h5, "router", file.attrs.router);
+      h5::write_attr(h5, "n_layers", L);
+      h5::write_attr(h5, "n_experts", E);
+      h5::write_attr(h5, "k_target", file.attrs.k_target);
+      h5::write_attr(h5, "step", file.attrs.step);
+      h5::write_attr(h5, "config", file.attrs.config_json);
+      h5::write_attr(h5, "git_rev", file.attrs.git_rev);
+      h5::write_strings(h5, "domains", file.domains);
 
-    for (int64_t i = 0; i < L; ++i) {
-      const auto& l = s.layers[static_cast<size_t>(i)];
-      H5::Group g = h5.createGroup(routing_layer_name(i));
-      h5::write_attr(g, "n_tokens", l.n_tokens);
-      h5::write_dataset(g, "tokens_per_expert", {uE}, l.tokens_per_expert);
-      h5::write_dataset(g, "weight_per_expert", {uE}, l.weight_per_expert);
-      h5::write_dataset(g, "active_experts_hist", {uE + 1}, l.active_experts_hist);
-      h5::write_dataset(g, "domain_expert_tokens", {uD, uE}, l.domain_expert_tokens);
-      h5::write_dataset(g, "expert_coactivation", {uE, uE}, l.expert_coactivation);
-      h5::write_dataset(g, "token_simpson", {static_cast<hsize_t>(s.simpson_bins)}, l.token_simpson_hist);
-      H5::DataSet ts = g.openDataSet("token_simpson");
-      h5::write_attr(ts, "mean", l.token_simpson_mean());
-      h5::write_attr(ts, "count", l.token_simpson_count);
-      h5::write_attr(ts, "range_min", 0.0);
-      h5::write_attr(ts, "range_max", 1.0);
-      const auto ed = stats::expert_domain_simpson(l.domain_expert_tokens, Dn, E);
-      std::vector<double> ed_norm;
-      for (double v : ed) ed_norm.push_back(stats::normalized_simpson(v, Dn));
-      h5::write_dataset(g, "expert_domain_simpson", {uE}, ed);
-      h5::write_dataset(g, "expert_domain_simpson_normalized", {uE}, ed_norm);
-      h5::write_dataset(g, "domain_expert_simpson", {uD}, stats::domain_expert_simpson(l.domain_expert_tokens, Dn, E));
-    }
+      for (int64_t i = 0; i < L; ++i) {
+        const auto& l = s.layers[static_cast<size_t>(i)];
+        H5::Group g = h5.createGroup(routing_layer_name(i));
+        h5::write_attr(g, "n_tokens", l.n_tokens);
+        h5::write_dataset(g, "tokens_per_expert", {uE}, l.tokens_per_expert);
+        h5::write_dataset(g, "weight_per_expert", {uE}, l.weight_per_expert);
+        h5::write_dataset(g, "active_experts_hist", {uE + 1}, l.active_experts_hist);
+        h5::write_dataset(g, "domain_expert_tokens", {uD, uE}, l.domain_expert_tokens);
+        h5::write_dataset(g, "expert_coactivation", {uE, uE}, l.expert_coactivation);
+        h5::write_dataset(g, "token_simpson", {static_cast<hsize_t>(s.simpson_bins)}, l.token_simpson_hist);
+        H5::DataSet ts = g.openDataSet("token_simpson");
+        h5::write_attr(ts, "mean", l.token_simpson_mean());
+        h5::write_attr(ts, "count", l.token_simpson_count);
+        h5::write_attr(ts, "range_min", 0.0);
+        h5::write_attr(ts, "range_max", 1.0);
+        const auto ed = stats::expert_domain_simpson(l.domain_expert_tokens, Dn, E);
+        std::vector<double> ed_norm;
+        for (double v : ed) ed_norm.push_back(stats::normalized_simpson(v, Dn));
+        h5::write_dataset(g, "expert_domain_simpson", {uE}, ed);
+        h5::write_dataset(g, "expert_domain_simpson_normalized", {uE}, ed_norm);
+        h5::write_dataset(g, "domain_expert_simpson", {uD}, stats::domain_expert_simpson(l.domain_expert_tokens, Dn, E));
+      }
 
-    if (s.trace && s.trace->n_tokens() > 0) {
-      const auto& t = *s.trace;
-      const auto N = static_cast<hsize_t>(t.n_tokens());
-      const auto K = static_cast<hsize_t>(t.max_active);
-      H5::Group g = h5.createGroup("trace");
-      h5::write_dataset(g, "token_ids", {N}, t.token_ids, /*gzip_level=*/4);
-      h5::write_dataset(g, "domain_ids", {N}, t.domain_ids, 4);
-      h5::write_dataset(g, "expert_ids", {static_cast<hsize_t>(L), N, K}, t.expert_ids, 4);
-      h5::write_dataset(g, "weights", {static_cast<hsize_t>(L), N, K}, t.weights, 4);
-    }
-    h5.flush(H5F_SCOPE_GLOBAL);
-    const ssize_t size = H5Fget_file_image(h5.getId(), nullptr, 0);
-    if (size <= 0) throw IoError(fmt::format("{}: HDF5 could not produce the file image", path.string()));
-    image.resize(static_cast<size_t>(size));
-    if (H5Fget_file_image(h5.getId(), image.data(), image.size()) != size) {
-      throw IoError(fmt::format("{}: HDF5 could not produce the file image", path.string()));
-    }
-    h5.close();
+      if (s.trace && s.trace->n_tokens() > 0) {
+        const auto& t = *s.trace;
+        const auto N = static_cast<hsize_t>(t.n_tokens());
+        const auto K = static_cast<hsize_t>(t.max_active);
+        H5::Group g = h5.createGroup("trace");
+        h5::write_dataset(g, "token_ids", {N}, t.token_ids, /*gzip_level=*/4);
+        h5::write_dataset(g, "domain_ids", {N}, t.domain_ids, 4);
+        h5::write_dataset(g, "expert_ids", {static_cast<hsize_t>(L), N, K}, t.expert_ids, 4);
+        h5::write_dataset(g, "weights", {static_cast<hsize_t>(L), N, K}, t.weights, 4);
+      }
+    });
   } catch (const H5::Exception& e) {
     throw IoError(fmt::format("{}: HDF5 write failed in {}: {}", path.string(), e.getFuncName(), e.getDetailMsg()));
+  } catch (const std::runtime_error& e) {
+    throw IoError(fmt::format("{}: {}", path.string(), e.what()));
   }
   write_file_atomic(path, image);
 }

@@ -573,6 +573,8 @@ TrainResult Trainer::run() {
     }
 
     if (ckpt_now || stopping) {
+      // The routing time series first: a run resumed from this checkpoint finds every row up to it.
+      if (s.stats_writer) s.stats_writer->flush();
       const auto path = s.ckpt_dir / step_checkpoint_name(s.step);
       write_checkpoint(path, /*all_ranks=*/true);
       if (s.main()) {
@@ -600,6 +602,7 @@ TrainResult Trainer::run() {
   }
   (void)window_start;
   s.progress->finish();
+  if (s.stats_writer) s.stats_writer->close();
 
   // ---- summary -----------------------------------------------------------------------------
   TrainResult result;

@@ -10,10 +10,13 @@
 //   /train/layer_XX/active_experts (N) float64  E[k]: mean dispatched experts per token
 //   /train/layer_XX/token_simpson  (N) float64  mean Σ_e r_e² per token
 //
-// Datasets are chunked and extendible along N. Each append() flushes the data, then raises the
-// /train "rows" attribute and flushes again; the file uses the earliest on-disk format (no SWMR
-// consistency flags). A run killed at any point leaves a file that h5py opens, whose first `rows`
-// rows are complete; datasets may hold one more, partially written row beyond them.
+// Datasets are chunked and extendible along N, "rows" equals N. The series is kept in memory and
+// the whole file is rewritten atomically (built in memory, then temporary name + rename): at most
+// once per `min_rewrite_interval` on append(), and always on flush() and close(). A run killed at
+// any point, or one whose disk fills, leaves the last complete file, never a torn one; the rows
+// appended since that rewrite are lost (the trainer flushes at every checkpoint, so a resumed run
+// recomputes exactly those).
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -31,29 +34,43 @@ using RoutingTimeSeriesAttrs = std::map<std::string, std::string>;
 
 class RoutingTimeSeriesWriter {
  public:
-  /// Creates (truncates) `path`. Throws IoError naming the path.
+  /// Writes the empty series to `path` at once (truncating it), so a bad path fails before
+  /// training starts. Throws IoError naming the path.
   RoutingTimeSeriesWriter(const std::filesystem::path& path, int64_t n_layers, int64_t n_experts,
-                          const RoutingTimeSeriesAttrs& attrs = {});
+                          const RoutingTimeSeriesAttrs& attrs = {},
+                          std::chrono::milliseconds min_rewrite_interval = std::chrono::seconds(30));
   ~RoutingTimeSeriesWriter();
   RoutingTimeSeriesWriter(const RoutingTimeSeriesWriter&) = delete;
   RoutingTimeSeriesWriter& operator=(const RoutingTimeSeriesWriter&) = delete;
 
   /// Appends one row per dataset from `snapshot`, the accumulator's counts over the window ending
-  /// at `step` (the caller resets the accumulator after each append), and flushes the file.
+  /// at `step` (the caller resets the accumulator after each append); rewrites the file when the
+  /// last rewrite is at least `min_rewrite_interval` old. Throws IoError naming the path.
   void append(int64_t step, const RoutingStatsSnapshot& snapshot);
+  /// Rewrites the file with every row appended so far (no-op when nothing is new).
+  void flush();
   /// Rows appended so far.
   int64_t rows() const;
-  /// Flushes and closes; the destructor does the same and swallows errors.
+  /// Rows in the file on disk.
+  int64_t rows_on_disk() const { return rows_on_disk_; }
+  /// Flushes; later appends throw. The destructor does the same and swallows errors.
   void close();
 
   const std::filesystem::path& path() const { return path_; }
 
  private:
-  struct State;
+  void rewrite();
+
+  struct Series;
   std::filesystem::path path_;
   int64_t n_layers_;
   int64_t n_experts_;
-  std::unique_ptr<State> state_;
+  RoutingTimeSeriesAttrs attrs_;
+  std::chrono::milliseconds min_rewrite_interval_;
+  std::chrono::steady_clock::time_point last_rewrite_;
+  std::unique_ptr<Series> series_;
+  int64_t rows_on_disk_ = 0;
+  bool closed_ = false;
 };
 
 }  // namespace dirmoe
