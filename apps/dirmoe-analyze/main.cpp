@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dirmoe/config/config.h"
+#include "dirmoe/core/device.h"
 #include "dirmoe/core/atomic_file.h"
 #include "dirmoe/core/build_info.h"
 #include "dirmoe/core/error.h"
@@ -53,9 +54,7 @@ void analyze_checkpoint(const AnalyzeOptions& o) {
   if (o.batch_size <= 0) throw dirmoe::ConfigError("--batch-size must be positive");
   if (!fs::exists(o.checkpoint))
     throw dirmoe::IoError(fmt::format("checkpoint '{}' does not exist (give a .ckpt file or a run directory)", o.checkpoint));
-  dirmoe::TrainConfig device_cfg;
-  device_cfg.device = o.device;
-  const torch::Device device = dirmoe::resolve_train_device(device_cfg);
+  const torch::Device device = dirmoe::resolve_device(o.device, "--device");
   const fs::path ckpt_path = dirmoe::resolve_checkpoint_path(o.checkpoint);
   dirmoe::LoadedCheckpoint ck = dirmoe::load_checkpoint(ckpt_path, device);
   const dirmoe::Config& config = ck.config;

@@ -15,6 +15,7 @@
 #include "dirmoe/config/config.h"
 #include "dirmoe/core/atomic_file.h"
 #include "dirmoe/core/build_info.h"
+#include "dirmoe/core/device.h"
 #include "dirmoe/core/cpu_caching_allocator.h"
 #include "dirmoe/core/error.h"
 #include "dirmoe/core/progress.h"
@@ -42,14 +43,6 @@ using namespace dirmoe::eval;
 
 namespace {
 
-[[maybe_unused]] torch::Device pick_device(const std::string& wanted) {
-  if (wanted == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  if (wanted.rfind("cuda", 0) == 0 && !torch::cuda::is_available()) {
-    throw dirmoe::ConfigError(fmt::format("--device {}: CUDA is not available here; use --device cpu (or auto)", wanted));
-  }
-  return torch::Device(wanted);
-}
-
 [[maybe_unused]] std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   size_t begin = 0;
@@ -70,7 +63,7 @@ struct EvalOptions {
 
 #if DIRMOE_EVAL_HAS_CHECKPOINTS
 int run_eval(const EvalOptions& opt) {
-  const torch::Device device = pick_device(opt.device);
+  const torch::Device device = dirmoe::resolve_device(opt.device, "--device");
   LoadedCheckpoint ckpt = load_checkpoint(opt.checkpoint, device);
   Config config = ckpt.config;
   for (const auto& o : opt.overrides) apply_override(config, o);

@@ -94,14 +94,16 @@ else
   echo "ok: cuda, train -> $(head -c 200 "$TMP/err")"
   if "$BIN/dirmoe-eval" --checkpoint "$TMP/run" --tasks arc_easy --task-dir "$SRC/tests/data/tasks" --data "$TMP/data" \
        --device cuda --out "$TMP/cuda.json" 2>"$TMP/err"; then fail "eval ran on cuda"; fi
-  grep -q "CUDA is not available" "$TMP/err" && grep -q "cpu" "$TMP/err" || { cat "$TMP/err"; fail "eval cuda message"; }
+  grep -q "CUDA is not available" "$TMP/err" && grep -q -- "--device" "$TMP/err" && grep -q "cpu" "$TMP/err" \
+    || { cat "$TMP/err"; fail "eval cuda message"; }
   [ -e "$TMP/cuda.json" ] && fail "eval on a missing GPU left its JSON"
   echo "ok: cuda, eval -> $(head -c 200 "$TMP/err")"
   if "$BIN/dirmoe-analyze" --checkpoint "$TMP/run" --data "$TMP/data" --tokens 512 --device cuda --out "$TMP/cuda_an" \
        2>"$TMP/err"; then
     fail "analyze ran on cuda"
   fi
-  grep -q "CUDA is not available" "$TMP/err" && grep -q "cpu" "$TMP/err" || { cat "$TMP/err"; fail "analyze cuda message"; }
+  grep -q "CUDA is not available" "$TMP/err" && grep -q -- "--device" "$TMP/err" && ! grep -q "train.device" "$TMP/err" \
+    || { cat "$TMP/err"; fail "analyze cuda message (it must name --device, the option given)"; }
   [ -e "$TMP/cuda_an/routing.h5" ] && fail "analyze on a missing GPU left routing.h5"
   echo "ok: cuda, analyze -> $(head -c 200 "$TMP/err")"
 fi

@@ -15,6 +15,7 @@
 
 #include "dirmoe/core/atomic_file.h"
 #include "dirmoe/core/build_info.h"
+#include "dirmoe/core/device.h"
 #include "dirmoe/stats/routing_stats_accumulator.h"
 #include "dirmoe/stats/routing_time_series.h"
 #include "dirmoe/train/checkpoint.h"
@@ -46,24 +47,7 @@ nlohmann::json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::js
 }  // namespace
 
 torch::Device resolve_train_device(const TrainConfig& train, int64_t local_rank) {
-  if (train.device == "cpu") return torch::kCPU;
-  if (train.device == "auto") {
-    if (torch::cuda::is_available()) {
-      return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % torch::cuda::device_count()));
-    }
-    return torch::kCPU;
-  }
-  if (train.device.rfind("cuda", 0) == 0) {
-    if (!torch::cuda::is_available()) {
-      throw ConfigError(fmt::format("train.device = \"{}\" but CUDA is not available here; set train.device=cpu or auto",
-                                    train.device));
-    }
-    if (train.device == "cuda") {
-      return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % torch::cuda::device_count()));
-    }
-    return torch::Device(train.device);
-  }
-  throw ConfigError(fmt::format("train.device = \"{}\": expected auto, cpu, cuda or cuda:N", train.device));
+  return resolve_device(train.device, "train.device", local_rank);
 }
 
 bool use_bf16_autocast(const TrainConfig& train, const torch::Device& device) {
