@@ -4,18 +4,10 @@
 # the counting identity Σ_e tokens_per_expert = tokens × mean active experts; clear errors for a
 # missing checkpoint or data directory. The training run also writes routing_train.h5 (train.stats_every).
 set -uo pipefail
-BIN="${DIRMOE_BIN_DIR:?}"
-SRC="${DIRMOE_SOURCE_DIR:?}"
-PY="${DIRMOE_PYTHON:-python3}"
-DATA_SRC="$SRC/tests/data/corpus"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
 export OMP_NUM_THREADS=1
 
-"$BIN/dirmoe-data" build --quiet --out "$TMP/data" --source "$DATA_SRC/tree" \
-  --source "$DATA_SRC/jsonl/mixed.jsonl.gz" --vocab-size 600 --split 0.7,0.15,0.15 --seed 3 \
-  || fail "fixture data build"
+fixture_data "$TMP/data" --split 0.7,0.15,0.15 || fail "fixture data build"
 
 "$BIN/dirmoe-train" --config "$SRC/experiments/configs/tiny_dirmoe.json" --out "$TMP/run" \
   --set data.dir="$TMP/data" --set model.d_model=32 --set model.n_layers=2 --set model.n_heads=2 \

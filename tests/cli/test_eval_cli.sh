@@ -3,19 +3,12 @@
 # fixture task plus the built-in held-out tasks → JSON + markdown, a side-by-side table, an export
 # that Python's safetensors reads, and clear errors for a missing task file and a bad one.
 set -uo pipefail
-BIN="${DIRMOE_BIN_DIR:?}"
-SRC="${DIRMOE_SOURCE_DIR:?}"
-PY="${DIRMOE_PYTHON:-python3}"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
 if [ ! -x "$BIN/dirmoe-train" ] || [ ! -x "$BIN/dirmoe-data" ]; then
   echo "SKIP: dirmoe-eval end to end needs dirmoe-data and dirmoe-train in $BIN"; exit 0
 fi
 
-"$BIN/dirmoe-data" build --quiet --out "$TMP/data" --source "$SRC/tests/data/corpus/tree" \
-  --source "$SRC/tests/data/corpus/jsonl/mixed.jsonl.gz" --vocab-size 600 --split 0.6,0.2,0.2 --seed 3 \
-  >"$TMP/data.log" 2>&1 || { cat "$TMP/data.log" >&2; fail "data build"; }
+fixture_data "$TMP/data" --split 0.6,0.2,0.2 >"$TMP/data.log" 2>&1 || { cat "$TMP/data.log" >&2; fail "data build"; }
 "$BIN/dirmoe-train" --config "$SRC/experiments/configs/tiny_switch.json" --out "$TMP/run" \
   --set data.dir="$TMP/data" --set train.max_steps=4 --set train.device=cpu --set train.eval_every=0 \
   --set train.ckpt_every=4 --set router.topk.renormalize=true >"$TMP/train.log" 2>&1 \

@@ -10,13 +10,8 @@
 # KILL_DELAYS (seconds, space separated) sets the kill moments; the default is a quick set for
 # `make test`, test_kill_points_slow.sh loops over many.
 set -uo pipefail
-BIN="${DIRMOE_BIN_DIR:?}"
-SRC="${DIRMOE_SOURCE_DIR:?}"
-PY="${DIRMOE_PYTHON:-python3}"
-DATA_SRC="$SRC/tests/data/corpus"
-TMP="$(mktemp -d)"
-trap 'kill -KILL $(jobs -p) 2>/dev/null; rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
+on_exit() { kill -KILL $(jobs -p) 2>/dev/null; }
 export OMP_NUM_THREADS=1
 read -r -a DELAYS <<<"${KILL_DELAYS:-0.1 0.4}"
 

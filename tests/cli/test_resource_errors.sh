@@ -4,13 +4,7 @@
 # fail with EFBIG once the apps ignore SIGXFSZ), a read-only output directory, and a config asking
 # for CUDA where there is none.
 set -uo pipefail
-BIN="${DIRMOE_BIN_DIR:?}"
-SRC="${DIRMOE_SOURCE_DIR:?}"
-PY="${DIRMOE_PYTHON:-python3}"
-DATA_SRC="$SRC/tests/data/corpus"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
 export OMP_NUM_THREADS=1
 
 DATA_ARGS=(--quiet --source "$DATA_SRC/tree" --source "$DATA_SRC/jsonl/mixed.jsonl.gz" --vocab-size 600

@@ -4,17 +4,11 @@
 # byte-identical), the interrupted one resumes from its checkpoint, and the table lists both. A third
 # run redoes nothing; a changed step budget is refused. ablate_dirmoe.sh writes a variant table.
 set -uo pipefail
-BIN="${DIRMOE_BIN_DIR:?}"
-SRC="${DIRMOE_SOURCE_DIR:?}"
-PY="${DIRMOE_PYTHON:-python3}"
-TMP="$(mktemp -d)"
-trap '[ -n "${sweep_pid:-}" ] && kill -KILL -- -"$sweep_pid" 2>/dev/null; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
+on_exit() { [ -n "${sweep_pid:-}" ] && kill -KILL -- -"$sweep_pid" 2>/dev/null; }
 export DIRMOE_BIN_DIR="$BIN" DIRMOE_PYTHON="$PY"
 
-"$BIN/dirmoe-data" build --quiet --out "$TMP/data" --source "$SRC/tests/data/corpus/tree" \
-  --source "$SRC/tests/data/corpus/jsonl/mixed.jsonl.gz" --vocab-size 600 --split 0.6,0.2,0.2 --seed 3 \
-  >"$TMP/data.log" 2>&1 || { cat "$TMP/data.log" >&2; fail "data build"; }
+fixture_data "$TMP/data" --split 0.6,0.2,0.2 >"$TMP/data.log" 2>&1 || { cat "$TMP/data.log" >&2; fail "data build"; }
 
 # A model small enough that a run takes seconds, with a checkpoint every 10 steps.
 COMMON=(--scale tiny --seeds 1 --jobs 1 --data "$TMP/data" --analyze-tokens 2000

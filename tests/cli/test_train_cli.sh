@@ -2,17 +2,10 @@
 # dirmoe-train end to end on the fixture corpus: errors, loss going down, SIGTERM stop, exact resume
 # after SIGKILL, a corrupt newest checkpoint skipped on resume, and 2-process Gloo = 1 process.
 set -uo pipefail
-BIN="${DIRMOE_BIN_DIR:?}"
-SRC="${DIRMOE_SOURCE_DIR:?}"
-PY="${DIRMOE_PYTHON:-python3}"
-DATA_SRC="$SRC/tests/data/corpus"
-TMP="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
+on_exit() { kill $(jobs -p) 2>/dev/null; }
 
-"$BIN/dirmoe-data" build --quiet --out "$TMP/data" --source "$DATA_SRC/tree" \
-  --source "$DATA_SRC/jsonl/mixed.jsonl.gz" --vocab-size 600 --split 0.7,0.15,0.15 --seed 3 \
-  || fail "fixture data build"
+fixture_data "$TMP/data" --split 0.7,0.15,0.15 || fail "fixture data build"
 
 # A small model that still runs every path (attention, MoE, router schedules) in well under a second a step.
 TINY=(--set data.dir="$TMP/data" --set model.d_model=32 --set model.n_layers=2 --set model.n_heads=2
