@@ -51,7 +51,8 @@ test-all: build
 test-asan: setup
 	$(MAKE) BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo build-asan-configure
 	cmake --build build-asan -j $(JOBS)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j $(JOBS) -LE 'gpu|slow'
+	cd build-asan && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) -LE 'gpu|slow'
 
 # NOTE: with the precompiled header: LibTorch's headers are parsed once, and without it c10's glog-style CHECK
 # macro replaces Catch's CHECK in test files that include catch.hpp before torch.h.
