@@ -18,9 +18,9 @@
 #include <nlohmann/json.hpp>
 
 #include "dirmoe/config/config.h"
-#include "dirmoe/core/device.h"
 #include "dirmoe/core/atomic_file.h"
 #include "dirmoe/core/build_info.h"
+#include "dirmoe/core/device.h"
 #include "dirmoe/core/error.h"
 #include "dirmoe/core/progress.h"
 #include "dirmoe/data/shard_dataset.h"

@@ -91,7 +91,6 @@ TEST_CASE("routing time series rows read back by h5py", "[stats][hdf5]") {
 TEST_CASE("routing time series reaches the disk on the rewrite interval and on flush", "[stats][hdf5]") {
   const auto dir = temp_dir("ts_flush");
   const int64_t L = 2, E = 3;
-  std::string paths;
   RoutingTimeSeriesWriter w(dir / "a.h5", L, E, {}, std::chrono::hours(1));
   for (int64_t i = 0; i < 3; ++i) w.append(10 * i, snapshot_for(i, L, E));
   CHECK(w.rows() == 3);

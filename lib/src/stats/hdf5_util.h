@@ -6,9 +6,12 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
-#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
+
+#include "dirmoe/core/error.h"
 
 namespace dirmoe::h5 {
 
@@ -81,18 +84,19 @@ inline void write_strings(H5::Group& group, const std::string& name, const std::
 ///
 /// NOTE: why not write through libhdf5: when a write to disk fails inside it (a full disk, EFBIG),
 /// HDF5 1.10 leaves the file half closed and crashes at library shutdown. In memory nothing can
-/// fail that way, and the one disk write is ours, reported with the path. `name` only labels the
-/// in-memory file. Throws H5::Exception from `fill`, std::runtime_error if no image comes back.
-inline std::string build_file_image(const std::string& name, const std::function<void(H5::H5File&)>& fill) {
+/// fail that way, and the one disk write is ours, reported with the path. `path` is the file the
+/// image is for: it labels the in-memory file and the error. Throws H5::Exception from `fill`,
+/// IoError naming `path` if no image comes back.
+inline std::string build_file_image(const std::string& path, const std::function<void(H5::H5File&)>& fill) {
   H5::FileAccPropList access;
   access.setCore(/*increment=*/1 << 20, /*backing_store=*/false);
-  H5::H5File file(name + ".in-memory", H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, access);
+  H5::H5File file(path + ".in-memory", H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, access);
   fill(file);
   file.flush(H5F_SCOPE_GLOBAL);
   const ssize_t size = H5Fget_file_image(file.getId(), nullptr, 0);
   std::string image(size > 0 ? static_cast<size_t>(size) : 0, '\0');
   if (size <= 0 || H5Fget_file_image(file.getId(), image.data(), image.size()) != size) {
-    throw std::runtime_error("HDF5 could not produce the file image");
+    throw IoError(fmt::format("{}: HDF5 could not produce the file image", path));
   }
   file.close();
   return image;

@@ -74,8 +74,6 @@ void write_routing_stats(const fs::path& path, const RoutingStatsFile& file) {
     });
   } catch (const H5::Exception& e) {
     throw IoError(fmt::format("{}: HDF5 write failed in {}: {}", path.string(), e.getFuncName(), e.getDetailMsg()));
-  } catch (const std::runtime_error& e) {
-    throw IoError(fmt::format("{}: {}", path.string(), e.what()));
   }
   write_file_atomic(path, image);
 }

@@ -128,8 +128,6 @@ void RoutingTimeSeriesWriter::rewrite() {
   } catch (const H5::Exception& e) {
     throw IoError(fmt::format("{}: building the routing time series failed in {}: {}", path_.string(),
                               e.getFuncName(), e.getDetailMsg()));
-  } catch (const std::runtime_error& e) {
-    throw IoError(fmt::format("{}: {}", path_.string(), e.what()));
   }
   write_file_atomic(path_, image);
   rows_on_disk_ = static_cast<int64_t>(N);
