@@ -6,8 +6,13 @@ alpha_lo.weight (E, H), alpha_lo.bias (E), alpha_hi.weight (E, H), alpha_hi.bias
 decoder.weight (D, E), decoder.bias (D)); uniform (T, E) in (0, 1); probe (T, E), a cotangent
 for the routing weights; 0-dim scalars tau, lambda_q, lambda_p, a_hi, a_lo, k, beta_theta,
 lambda_s, beta_z, pi, sigma2, eps, theta_mix (theta <- (1-mix)*theta + mix/E
-before the renormalisation), hard (1: straight-through dispatch of z>0.5, 0: soft),
-training (1: noise and Gamma draws, 0: eval), seed (Gamma draws).
+before the normalisation), hard (1: dispatch of z>0.5, 0: soft), training (1: noise and Gamma
+draws, 0: eval), seed (Gamma draws), weights_all (1: r = normalize(z_soft*theta) over all E and a
+dispatched expert keeps r_i; 0: straight-through z renormalised over the dispatched experts),
+center (1: the gate's linear part centred per token), sparsity_batch (1: the penalty on the batch
+mean of sum z_soft), sparsity_expected (1: the penalty is E[(n - k)^2] for the hard count n of
+independent Bernoulli(sigmoid(logit)) selections, computed from the mean and variance), usage_kl (beta_u of the per-expert selection-rate KL), balance (Switch-style
+coefficient on dispatched share times mean selection probability).
 
 The Gamma step draws gamma ~ Gamma(alpha_q, 1) here (returned as "gamma" so that the C++ side
 can reuse the same draws) and differentiates it with torch._standard_gamma_grad, the implicit
@@ -15,8 +20,8 @@ derivative -(dF/dalpha)/(dF/dx) of the Gamma CDF. That function is an approximat
 error up to ~4e-4), so the C++ side is compared with it exactly here; the exactness of the
 implicit derivative itself is checked separately against gamma_implicit_grad_reference.py.
 
-Outputs: mask, weights, recon, kl_dir, sparsity, kl_bern, alpha_q, gamma, total, and grad.<name>
-for x and every parameter, where total = recon + kl_dir + sparsity + kl_bern + sum(probe*weights).
+Outputs: mask, weights, recon, kl_dir, sparsity, kl_bern, usage_kl, balance, alpha_q, gamma, total,
+and grad.<name> for x and every parameter, where total = the sum of the losses + sum(probe*weights).
 """
 import torch
 import torch.nn.functional as F
@@ -55,10 +60,17 @@ def main():
     theta_mix = scalar(inputs, "theta_mix")
     hard, training = bool(scalar(inputs, "hard")), bool(scalar(inputs, "training"))
     seed = int(scalar(inputs, "seed"))
+    weights_all, center = bool(scalar(inputs, "weights_all")), bool(scalar(inputs, "center"))
+    sparsity_batch = bool(scalar(inputs, "sparsity_batch"))
+    sparsity_expected = bool(scalar(inputs, "sparsity_expected"))
+    beta_u, balance_coef = scalar(inputs, "usage_kl"), scalar(inputs, "balance")
     T, E = u.shape
 
     # heads
-    logits = x @ p["gate.weight"].T + p["gate.bias"]
+    linear = x @ p["gate.weight"].T
+    if center:
+        linear = linear - linear.mean(dim=1, keepdim=True)
+    logits = linear + p["gate.bias"]
     hidden = F.silu(x @ p["alpha_hidden.weight"].T + p["alpha_hidden.bias"])
     alpha_lo = a_lo + F.softplus(hidden @ p["alpha_lo.weight"].T + p["alpha_lo.bias"]) + eps
     alpha_hi = alpha_lo + F.softplus(hidden @ p["alpha_hi.weight"].T + p["alpha_hi.bias"]) + eps
@@ -88,25 +100,50 @@ def main():
         draws = torch.zeros_like(alpha_q)
         theta = alpha_q / alpha_q.sum(dim=1, keepdim=True)
     theta = (1 - theta_mix) * theta + theta_mix / E
-    zt = z * theta
-    weights = zt / zt.sum(dim=1, keepdim=True)
+    if weights_all:
+        zt = z_soft * theta
+        r = zt / zt.sum(dim=1, keepdim=True)
+        weights = r * mask.double()
+    else:
+        zt = z * theta
+        weights = zt / zt.sum(dim=1, keepdim=True)
+        r = weights
 
     # losses (per token, then mean over tokens)
-    recon_x = weights @ p["decoder.weight"].T + p["decoder.bias"]
+    recon_x = r @ p["decoder.weight"].T + p["decoder.bias"]
     recon = ((x.detach() - recon_x) ** 2).sum(dim=1) / (2 * sigma2)
     alpha_p = lambda_p * (z_soft * a_hi + (1 - z_soft) * a_lo)
     q0, p0 = alpha_q.sum(dim=1), alpha_p.sum(dim=1)
     kl_dir = (torch.lgamma(q0) - torch.lgamma(alpha_q).sum(dim=1) - torch.lgamma(p0) + torch.lgamma(alpha_p).sum(dim=1)
               + ((alpha_q - alpha_p) * (torch.digamma(alpha_q) - torch.digamma(q0)[:, None])).sum(dim=1))
-    sparsity = (z_soft.sum(dim=1) - k) ** 2
+    if sparsity_batch:
+        sparsity = (z_soft.sum(dim=1).mean() - k) ** 2
+    elif sparsity_expected:
+        # E[(n - k)^2] by enumeration of n's distribution (Poisson-binomial), not by the closed form
+        p_sel = torch.sigmoid(logits)
+        dist = torch.zeros(T, E + 1, dtype=p_sel.dtype)
+        dist[:, 0] = 1.0
+        for i in range(E):
+            shifted = torch.cat([torch.zeros(T, 1, dtype=p_sel.dtype), dist[:, :-1]], dim=1)
+            dist = dist * (1 - p_sel[:, i:i + 1]) + shifted * p_sel[:, i:i + 1]
+        n = torch.arange(E + 1, dtype=p_sel.dtype)
+        sparsity = (dist * (n - k) ** 2).sum(dim=1).mean()
+    else:
+        sparsity = ((z_soft.sum(dim=1) - k) ** 2).mean()
     q = torch.sigmoid(logits / tau)
     kl_bern = (q * torch.log(q / pi) + (1 - q) * torch.log((1 - q) / (1 - pi))).sum(dim=1)
+    rho = torch.sigmoid(logits).mean(dim=0)  # P(logit + Logistic noise > 0), averaged over the batch
+    usage = (rho * torch.log(rho / pi) + (1 - rho) * torch.log((1 - rho) / (1 - pi))).sum()
+    f = mask.double().sum(dim=0) / mask.double().sum()
+    balance = E * (f * rho / rho.sum()).sum()
 
     losses = {
         "recon": recon.mean(),
         "kl_dir": beta_theta * kl_dir.mean(),
-        "sparsity": lambda_s * sparsity.mean(),
+        "sparsity": lambda_s * sparsity,
         "kl_bern": beta_z * kl_bern.mean(),
+        "usage_kl": beta_u * usage,
+        "balance": balance_coef * balance,
     }
     total = sum(losses.values()) + (probe * weights).sum()
     total.backward()

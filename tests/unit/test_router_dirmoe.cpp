@@ -51,6 +51,11 @@ struct ReferenceCase {
   int64_t step = 0;
   bool schedules = false;
   uint64_t seed = 1;
+  std::string weights = "all";
+  bool center = false;
+  std::string sparsity_penalty = "token";
+  double usage_kl = 0.0;
+  double balance = 0.0;
 };
 
 void check_against_reference(const ReferenceCase& c) {
@@ -67,6 +72,11 @@ void check_against_reference(const ReferenceCase& c) {
   d.recon_variance = 0.7;
   d.schedules = c.schedules;
   d.tau_decay = 0.999;
+  d.weights = c.weights;
+  d.center_logits = c.center;
+  d.sparsity_penalty = c.sparsity_penalty;
+  d.usage_kl = c.usage_kl;
+  d.balance_coef = c.balance;
   config.validate();
 
   torch::manual_seed(c.seed);
@@ -108,6 +118,12 @@ void check_against_reference(const ReferenceCase& c) {
   inputs["hard"] = scalar(c.selection == "hard" ? 1.0 : 0.0);
   inputs["training"] = scalar(c.training ? 1.0 : 0.0);
   inputs["seed"] = scalar(static_cast<double>(c.seed));
+  inputs["weights_all"] = scalar(c.weights == "all" ? 1.0 : 0.0);
+  inputs["center"] = scalar(c.center ? 1.0 : 0.0);
+  inputs["sparsity_batch"] = scalar(c.sparsity_penalty == "batch" ? 1.0 : 0.0);
+  inputs["sparsity_expected"] = scalar(c.sparsity_penalty == "expected" ? 1.0 : 0.0);
+  inputs["usage_kl"] = scalar(c.usage_kl);
+  inputs["balance"] = scalar(c.balance);
   const auto ref = dirmoe::testing::run_python_reference("dirmoe_reference.py", inputs);
 
   RouterNoise noise;
@@ -123,10 +139,15 @@ void check_against_reference(const ReferenceCase& c) {
   CHECK(rel_error(out.aux_losses.at("dirmoe_recon"), ref.at("recon")) < 1e-6);
   CHECK(rel_error(out.aux_losses.at("dirmoe_kl_dir"), ref.at("kl_dir")) < 1e-6);
   CHECK(rel_error(out.aux_losses.at("dirmoe_sparsity"), ref.at("sparsity")) < 1e-6);
-  if (c.beta_z > 0) {
-    CHECK(rel_error(out.aux_losses.at("dirmoe_kl_bern"), ref.at("kl_bern")) < 1e-6);
-  } else {
-    CHECK(out.aux_losses.count("dirmoe_kl_bern") == 0);
+  // each optional term is present exactly when its coefficient is set, and equals the reference
+  for (const auto& [name, coef] : std::vector<std::pair<std::string, double>>{
+           {"kl_bern", c.beta_z}, {"usage_kl", c.usage_kl}, {"balance", c.balance}}) {
+    INFO("loss " << name);
+    if (coef > 0) {
+      CHECK(rel_error(out.aux_losses.at("dirmoe_" + name), ref.at(name)) < 1e-6);
+    } else {
+      CHECK(out.aux_losses.count("dirmoe_" + name) == 0);
+    }
   }
   CHECK(out.metrics.at("empty_selection").item<double>() == ref.at("empty").item<double>());
   CHECK(rel_error(out.metrics.at("expected_active"), ref.at("expected_active")) < 1e-9);
@@ -135,8 +156,9 @@ void check_against_reference(const ReferenceCase& c) {
     INFO("gradient of " << p.key());
     CHECK(rel_error(p.value().grad(), ref.at("grad." + p.key())) < 1e-6);
   }
-  if (c.selection == "hard") {
+  if (c.selection == "hard" && !c.center) {
     // both dispatch paths are exercised: some tokens fall back, some pick experts themselves
+    // (centred logits keep every token's selection count near the bias's, so none falls back there)
     const double empty = ref.at("empty").item<double>();
     CHECK(empty > 0);
     CHECK(empty < T);
@@ -152,6 +174,57 @@ TEST_CASE("dirmoe forward, losses and gradients equal the Python reference", "[r
   }
   SECTION("soft selection, training") { check_against_reference({"soft", true, 2, 0.0, 0, false, 13}); }
   SECTION("hard selection, eval") { check_against_reference({"hard", false, 2, 0.1, 0, false, 14}); }
+  SECTION("weights renormalised over the dispatched experts, training and eval") {
+    check_against_reference({"hard", true, 1, 0.0, 0, false, 15, "dispatched"});
+    check_against_reference({"hard", false, 2, 0.0, 0, false, 16, "dispatched"});
+    check_against_reference({"soft", true, 2, 0.0, 0, false, 17, "dispatched"});
+  }
+  SECTION("centred logits, batch penalty, usage KL and balance terms") {
+    check_against_reference({"hard", true, 1, 0.0, 300, true, 18, "all", true, "batch", 0.7, 0.4});
+    check_against_reference({"hard", true, 2, 0.0, 0, false, 19, "all", true, "token", 0.2, 0.0});
+    check_against_reference({"hard", true, 2, 0.0, 0, false, 20, "all", false, "expected", 0.0, 0.0});
+  }
+}
+
+namespace {
+/// d/dℓ_j of an LM-like loss Σ_e probe_e·w_e for one token whose only dispatched expert is j, read
+/// from the gate bias gradient (the bias enters only ℓ_j's row).
+double lm_gradient_on_selected_gate(const std::string& weights, int64_t* selected) {
+  Config config = small_config(6, 5, 1);
+  config.router.dirmoe.weights = weights;
+  config.validate();
+  torch::manual_seed(21);
+  DirmoeRouterImpl router(config);
+  router.to(torch::kFloat64);
+  {
+    torch::NoGradGuard no_grad;
+    router.gate->weight.zero_();
+    router.gate->bias.copy_(torch::tensor({-4.0, -4.0, 3.0, -4.0, -4.0}, torch::kFloat64));
+  }
+  RouterNoise noise;
+  noise.uniform_TE = torch::full({1, 5}, 0.5, torch::kFloat64);  // g = 0: expert 2 alone is dispatched
+  noise.gamma_TE = torch::tensor({{0.3, 0.2, 1.1, 0.4, 0.5}}, torch::kFloat64);
+  router.train();
+  const RouterOutput out = router.forward(torch::randn({1, 6}, torch::kFloat64), noise);
+  REQUIRE(out.dispatch_mask_TE.sum().item<int64_t>() == 1);
+  *selected = out.dispatch_mask_TE.to(torch::kLong).argmax().item<int64_t>();
+  const torch::Tensor probe_TE = torch::tensor({{0.5, -1.0, -2.0, 0.7, 0.3}}, torch::kFloat64);
+  (probe_TE * out.weights_TE).sum().backward();
+  return router.gate->bias.grad()[*selected].item<double>();
+}
+}  // namespace
+
+// With k = 1 and the weights renormalised over the dispatched experts, the one dispatched weight is
+// exactly 1 whatever its gate says, so the LM loss sends that gate no gradient (only the other gates
+// get one). Normalising z̃ ⊙ θ over all E, as the paper writes r, keeps a gradient on it.
+TEST_CASE("dirmoe at k=1: the selected gate gets an LM gradient only when r is normalised over all E",
+          "[router][dirmoe]") {
+  int64_t selected = -1;
+  CHECK(lm_gradient_on_selected_gate("dispatched", &selected) == 0.0);
+  CHECK(selected == 2);
+  const double g_all = lm_gradient_on_selected_gate("all", &selected);
+  CHECK(selected == 2);
+  CHECK(std::abs(g_all) > 1e-3);
 }
 
 TEST_CASE("dirmoe is registered and sized as documented", "[router][dirmoe]") {

@@ -23,7 +23,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DirmoeRouterConfig, selection, t
                                                 lambda_q, alpha_hidden, alpha_eps, theta_mix, a_hi, a_lo_start, a_lo_end,
                                                 a_lo_gamma, a_lo_eta, lambda_p_start, lambda_p_end,
                                                 lambda_p_steps, prior_pi, beta_theta, lambda_sparsity, beta_z,
-                                                recon_variance, schedules)
+                                                recon_variance, schedules, weights, gate_bias_init,
+                                                center_logits, sparsity_penalty, sparsity_control, usage_kl,
+                                                balance_coef)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RouterConfig, type, topk, remoe, sparsemixer, dirmoe)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainConfig, device, seed, threads, batch_size, grad_accum,
                                                 max_steps, lr, lr_min, warmup_frac, weight_decay, adam_beta1,
@@ -328,6 +330,18 @@ void Config::validate() const {
        "router.dirmoe: beta_theta, lambda_sparsity, beta_z must be >= 0 and recon_variance > 0");
   need(d.alpha_hidden > 0 && d.alpha_eps > 0, "router.dirmoe.alpha_hidden and alpha_eps must be positive");
   need(d.theta_mix >= 0 && d.theta_mix < 1, "router.dirmoe.theta_mix must be in [0, 1) (0 disables the floor)");
+  need(d.weights == "all" || d.weights == "dispatched",
+       fmt::format("router.dirmoe.weights \"{}\" must be \"all\" or \"dispatched\"", d.weights));
+  need(d.gate_bias_init == "tau_logit" || d.gate_bias_init == "logit",
+       fmt::format("router.dirmoe.gate_bias_init \"{}\" must be \"tau_logit\" or \"logit\"", d.gate_bias_init));
+  need(d.sparsity_penalty == "token" || d.sparsity_penalty == "batch" || d.sparsity_penalty == "expected",
+       fmt::format("router.dirmoe.sparsity_penalty \"{}\" must be \"token\", \"batch\" or \"expected\"",
+                   d.sparsity_penalty));
+  need(d.sparsity_control == 0 || d.sparsity_control > 1,
+       "router.dirmoe.sparsity_control must be 0 (fixed lambda_sparsity) or a factor > 1");
+  need(d.sparsity_control == 0 || d.lambda_sparsity > 0,
+       "router.dirmoe.sparsity_control needs router.dirmoe.lambda_sparsity > 0 as its starting value");
+  need(d.usage_kl >= 0 && d.balance_coef >= 0, "router.dirmoe.usage_kl and balance_coef must be >= 0");
 
   const auto& t = train;
   need(t.device == "auto" || t.device == "cpu" || t.device.rfind("cuda", 0) == 0,

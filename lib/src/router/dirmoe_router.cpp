@@ -16,10 +16,20 @@ torch::Tensor scalar_metric(double value) { return torch::scalar_tensor(value, t
 
 /// Gate bias so that the Binary Concrete starts near k of E experts: τ_0·logit(k/E). With k = E the
 /// logit is infinite; k/E is then capped at 1 − 1/(2E) (every expert is dispatched anyway).
+/// With gate_bias_init = "logit" the factor τ_0 is left out: ℓ_i + g_i > 0 then has probability
+/// σ(logit(k/E)) = k/E per expert at step 0, whatever the temperature.
 double initial_gate_bias(const DirmoeRouterConfig& cfg, int64_t n_experts, int64_t k) {
   const double e = static_cast<double>(n_experts);
   const double p = std::min(static_cast<double>(k) / e, 1.0 - 0.5 / e);
-  return cfg.tau_start * std::log(p / (1.0 - p));
+  const double scale = cfg.gate_bias_init == "logit" ? 1.0 : cfg.tau_start;
+  return scale * std::log(p / (1.0 - p));
+}
+
+/// Σ_e KL(Bern(ρ_e) ‖ Bern(π)) for rates ρ_E in (0, 1).
+torch::Tensor rate_kl(const torch::Tensor& rate_E, double prior_pi) {
+  const torch::Tensor rho = rate_E.clamp(1e-6, 1.0 - 1e-6);
+  return (rho * (torch::log(rho) - std::log(prior_pi)) + (1.0 - rho) * (torch::log1p(-rho) - std::log1p(-prior_pi)))
+      .sum();
 }
 
 }  // namespace
@@ -51,9 +61,24 @@ DirmoeRouterImpl::DirmoeRouterImpl(const Config& config)
     (*layer)->bias.zero_();
   }
   gate->bias.fill_(initial_gate_bias(cfg_, e, k_));
+  lambda_sparsity = register_buffer("lambda_sparsity", torch::full({}, cfg_.lambda_sparsity, torch::kFloat64));
 }
 
 void DirmoeRouterImpl::set_step(int64_t step) { schedule_ = dirmoe_schedule(cfg_, step); }
+
+void DirmoeRouterImpl::update_controller() {
+  if (cfg_.sparsity_control <= 0 || n_measured_ == 0) return;
+  torch::NoGradGuard no_grad;
+  const torch::Tensor mean_selected = (selected_sum_ / static_cast<double>(n_measured_)).to(lambda_sparsity.device());
+  const double f = cfg_.sparsity_control;
+  const auto opts = lambda_sparsity.options();
+  // Two-sided: too many experts selected → a stronger pull toward k, too few → a weaker one. [ours]
+  lambda_sparsity.mul_(torch::where(mean_selected > static_cast<double>(k_), torch::full({}, f, opts),
+                                    torch::full({}, 1.0 / f, opts)))
+      .clamp_(1e-4, 1e4);
+  selected_sum_ = torch::Tensor();
+  n_measured_ = 0;
+}
 
 RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNoise& noise) {
   TORCH_CHECK(x_TD.dim() == 2, "DirMoE router expects x of shape (T, D), got ", x_TD.sizes());
@@ -68,7 +93,13 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   auto wide = [](const torch::Tensor& t) {
     return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf ? t.to(torch::kFloat32) : t;
   };
-  const torch::Tensor logits_TE = wide(gate->forward(x));
+  torch::Tensor logits_TE;
+  if (cfg_.center_logits) {
+    const torch::Tensor linear_TE = wide(torch::matmul(x, gate->weight.t()));
+    logits_TE = linear_TE - linear_TE.mean(1, /*keepdim=*/true) + gate->bias.to(linear_TE.scalar_type());
+  } else {
+    logits_TE = wide(gate->forward(x));
+  }
   const torch::Tensor hidden_TH = torch::silu(alpha_hidden->forward(x));
   const torch::Tensor alpha_lo_TE = torch::softplus(wide(alpha_lo->forward(hidden_TH))) + (schedule_.a_lo + eps);
   const torch::Tensor alpha_hi_TE = alpha_lo_TE + torch::softplus(wide(alpha_hi->forward(hidden_TH))) + eps;
@@ -87,20 +118,16 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   const torch::Tensor z_soft_TE = torch::sigmoid(scores_TE / tau);
 
   torch::Tensor mask_TE;
-  torch::Tensor z_TE;
   torch::Tensor empty_T;
+  const torch::Tensor selected_TE = scores_TE > 0;  // the selection before the empty-row fallback
   if (cfg_.selection == "hard") {
-    const torch::Tensor selected_TE = scores_TE > 0;
     empty_T = selected_TE.logical_not().all(/*dim=*/1);
     const torch::Tensor fallback_TE =
         torch::zeros_like(selected_TE).scatter_(1, scores_TE.argmax(/*dim=*/1, /*keepdim=*/true), true);
     mask_TE = selected_TE.logical_or(fallback_TE.logical_and(empty_T.unsqueeze(1)));
-    // straight-through: the forward sees the hard mask, the gradient flows through z̃
-    z_TE = mask_TE.to(z_soft_TE.scalar_type()) + (z_soft_TE - z_soft_TE.detach());
   } else {
     mask_TE = torch::ones_like(scores_TE, torch::kBool);
     empty_T = torch::zeros({scores_TE.size(0)}, scores_TE.options().dtype(torch::kBool));
-    z_TE = z_soft_TE;
   }
 
   // contribution: θ ~ Dir(α^q), α^q = λ^q·(z̃·α_hi + (1−z̃)·α_lo)
@@ -111,37 +138,79 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   } else {
     theta_TE = alpha_q_TE / alpha_q_TE.sum(1, /*keepdim=*/true);
   }
-  // NOTE: mixing θ with the uniform keeps the dispatched mass away from 0, where the renormalisation
-  // and its straight-through gradient (∝ θ_j/Σ_dispatched θ) overflow.
+  // NOTE: mixing θ with the uniform keeps every θ_i away from 0, where the renormalisation over the
+  // dispatched experts and its straight-through gradient (∝ θ_j/Σ_dispatched θ) overflow.
   if (cfg_.theta_mix > 0) theta_TE = (1.0 - cfg_.theta_mix) * theta_TE + cfg_.theta_mix / static_cast<double>(e);
-  const torch::Tensor masked_TE = z_TE * theta_TE;
-  const torch::Tensor weights_TE = masked_TE / masked_TE.sum(1, /*keepdim=*/true);
+
+  // routing weights
+  torch::Tensor r_TE;        // what the reconstruction decodes
+  torch::Tensor weights_TE;  // the dispatched experts' combine weights, 0 elsewhere
+  if (cfg_.weights == "all") {
+    // r = normalize(z̃ ⊙ θ̃) over all E, in log space: z̃ may underflow where ℓ + g ≪ 0
+    r_TE = torch::softmax(torch::log_sigmoid(scores_TE / tau) + torch::log(theta_TE), /*dim=*/1);
+    weights_TE = r_TE * mask_TE.to(r_TE.scalar_type());
+  } else {
+    // straight-through: the forward sees the hard mask, the gradient flows through z̃
+    const torch::Tensor z_TE =
+        cfg_.selection == "hard" ? mask_TE.to(z_soft_TE.scalar_type()) + (z_soft_TE - z_soft_TE.detach()) : z_soft_TE;
+    const torch::Tensor masked_TE = z_TE * theta_TE;
+    weights_TE = masked_TE / masked_TE.sum(1, /*keepdim=*/true);
+    r_TE = weights_TE;
+  }
 
   RouterOutput out;
   out.dispatch_mask_TE = mask_TE;
   out.weights_TE = weights_TE;
 
   // losses: per token, mean over tokens, scaled by their coefficients
-  const torch::Tensor recon_TD = decoder->forward(weights_TE);
+  const torch::Tensor recon_TD = decoder->forward(r_TE);
   out.aux_losses["dirmoe_recon"] =
       (x.detach() - wide(recon_TD)).square().sum(1).mean() * (0.5 / cfg_.recon_variance);
   const torch::Tensor alpha_p_TE = schedule_.lambda_p * (z_soft_TE * cfg_.a_hi + (1.0 - z_soft_TE) * schedule_.a_lo);
   out.aux_losses["dirmoe_kl_dir"] = cfg_.beta_theta * dirichlet_kl(alpha_q_TE, alpha_p_TE).mean();
   const torch::Tensor expected_active_T = z_soft_TE.sum(1);
-  out.aux_losses["dirmoe_sparsity"] =
-      cfg_.lambda_sparsity * (expected_active_T - static_cast<double>(k_)).square().mean();
+  // P(ℓ + g > 0) = σ(ℓ) under the Logistic noise: each expert's probability of being selected
+  const torch::Tensor select_prob_TE = torch::sigmoid(logits_TE);
+  const double k = static_cast<double>(k_);
+  torch::Tensor sparsity;
+  if (cfg_.sparsity_penalty == "batch") {
+    sparsity = (expected_active_T.mean() - k).square();
+  } else if (cfg_.sparsity_penalty == "expected") {
+    // E[(n − k)²] = Var[n] + (E[n] − k)² for n a sum of independent Bernoulli(p_i)
+    sparsity = ((select_prob_TE * (1.0 - select_prob_TE)).sum(1) + (select_prob_TE.sum(1) - k).square()).mean();
+  } else {
+    sparsity = (expected_active_T - k).square().mean();
+  }
+  out.aux_losses["dirmoe_sparsity"] = lambda_sparsity.to(sparsity.scalar_type()) * sparsity;
   if (cfg_.beta_z > 0) {
     out.aux_losses["dirmoe_kl_bern"] = cfg_.beta_z * bernoulli_kl(logits_TE / tau, prior_pi_).sum(1).mean();
+  }
+  const torch::Tensor select_prob_E = select_prob_TE.mean(0);
+  if (cfg_.usage_kl > 0) out.aux_losses["dirmoe_usage_kl"] = cfg_.usage_kl * rate_kl(select_prob_E, prior_pi_);
+  if (cfg_.balance_coef > 0) {
+    const torch::Tensor dispatched_E = mask_TE.sum(0).to(select_prob_E.scalar_type());
+    const torch::Tensor f_E = dispatched_E / dispatched_E.sum();
+    const torch::Tensor p_E = select_prob_E / select_prob_E.sum();
+    out.aux_losses["dirmoe_balance"] = cfg_.balance_coef * static_cast<double>(e) * (f_E * p_E).sum();
   }
 
   // metrics (detached, no host synchronisation)
   torch::NoGradGuard no_grad;
-  out.metrics["active_experts"] = mask_TE.sum(1).to(torch::kFloat32).mean();
+  const torch::Tensor active = mask_TE.sum(1).to(torch::kFloat32).mean();
+  if (is_training() && cfg_.sparsity_control > 0) {
+    // NOTE: the controller reads the selection before the fallback: with it, E[k] is never below 1 and
+    // a two-sided rule on it could only ever raise λ_s at k = 1.
+    const torch::Tensor selected = selected_TE.sum(1).to(torch::kFloat64).mean();
+    selected_sum_ = selected_sum_.defined() ? selected_sum_ + selected : selected;
+    ++n_measured_;
+  }
+  out.metrics["active_experts"] = active;
   out.metrics["empty_selection"] = empty_T.sum().to(torch::kFloat32);
   out.metrics["expected_active"] = expected_active_T.detach().mean();
   out.metrics["tau"] = scalar_metric(tau);
   out.metrics["a_lo"] = scalar_metric(schedule_.a_lo);
   out.metrics["lambda_p"] = scalar_metric(schedule_.lambda_p);
+  out.metrics["lambda_sparsity"] = lambda_sparsity.to(torch::kFloat32).clone();
   return out;
 }
 

@@ -82,6 +82,27 @@ struct DirmoeRouterConfig {
   double beta_z = 0.0;              // Bernoulli KL toward π, off by default
   double recon_variance = 1.0;      // σ² of the Gaussian reconstruction [paper, via secondary notes]
   bool schedules = true;            // false: τ, a_lo and λ^p stay at their start values (ablation)
+  // ---- choices measured in docs/dirmoe.md (each an ablation variant of experiments/sweeps/ablate_dirmoe.sh)
+  // routing weights: "all": r = normalize(z̃ ⊙ θ) over all E experts [paper], each dispatched expert keeps
+  // its r_i (the undispatched share is dropped, as Switch keeps p_j); "dispatched": renormalised over the
+  // dispatched experts (r_j = 1 at k = 1, so the selected gate gets no LM gradient)
+  std::string weights = "dispatched";
+  // gate bias at step 0: "tau_logit": τ_0·logit(k/E); "logit": logit(k/E), so that P(ℓ_i + g_i > 0) = k/E
+  std::string gate_bias_init = "tau_logit";
+  bool center_logits = false;       // ℓ = (W·x − mean_e W·x) + b: the token-wide level of the logits removed
+  // "token": λ_s·mean_t (Σ_i z̃_ti − k)² [paper]; "batch": λ_s·(mean_t Σ_i z̃_ti − k)²;
+  // "expected": λ_s·mean_t E_g[(n_t − k)²] for the hard count n_t = #{i: ℓ_ti + g_ti > 0}, exactly
+  // Σ_i p_ti(1 − p_ti) + (Σ_i p_ti − k)² with p = σ(ℓ) (no temperature)
+  std::string sparsity_penalty = "token";
+  // > 1: λ_s adapts per layer after every optimiser step, ×factor when the step's mean number of selected
+  // experts (ℓ + g > 0, before the fallback) is above k and ÷factor when below (starting from
+  // lambda_sparsity, kept in [1e-4, 1e4]); 0: λ_s fixed
+  double sparsity_control = 0.0;
+  // β_u·Σ_e KL(Bern(ρ_e) ‖ Bern(π)), ρ_e = mean_t σ(ℓ_te): each expert's batch rate of selection
+  // (exactly P(ℓ + g > 0) under the Logistic noise) held at the prior's π; 0 disables
+  double usage_kl = 0.0;
+  // α·E·Σ_e f_e·P_e as Switch (f_e: share of the batch's dispatched tokens, P_e: share of mean σ(ℓ_te)); 0 disables
+  double balance_coef = 0.0;
 };
 
 struct RouterConfig {
