@@ -3,7 +3,8 @@
 //       [--data DIR] [--batch-size B] [--trace-tokens N] [--device D]
 //     runs the checkpoint's model (eval mode, no grad) over the first N tokens of the split, read
 //     in order (N is rounded up to whole windows of seq_len), and writes DIR/routing.h5,
-//     DIR/report.md and DIR/report.json (with the DirMoE prior's predictions for router dirmoe)
+//     DIR/report.md and DIR/report.json (with the DirMoE prior's predictions for router dirmoe);
+//     layers whose load max/mean exceeds --load-threshold (default 2) are flagged in both
 //   dirmoe-analyze compare A.h5 B.h5 ... [--out FILE.md]   side-by-side table (markdown; JSON beside)
 //   dirmoe-analyze report routing.h5 --out DIR             report.md + report.json of one file
 #include <algorithm>
@@ -44,6 +45,7 @@ void write_report(const dirmoe::RoutingReport& report, const fs::path& dir) {
 struct AnalyzeOptions {
   std::string checkpoint, split = "validation", out, data_dir, device = "cpu";
   int64_t tokens = 0, batch_size = 8, trace_tokens = 0;
+  double load_threshold = dirmoe::kDefaultLoadThreshold;
 };
 
 /// Routing statistics of a checkpoint over the first `tokens` tokens of a split.
@@ -116,7 +118,7 @@ void analyze_checkpoint(const AnalyzeOptions& o) {
   dirmoe::ensure_directory(o.out);
   const fs::path h5 = fs::path(o.out) / "routing.h5";
   dirmoe::write_routing_stats(h5, file);
-  write_report(dirmoe::make_routing_report(file, h5.string()), o.out);
+  write_report(dirmoe::make_routing_report(file, h5.string(), /*top_n=*/3, o.load_threshold), o.out);
   std::fprintf(stderr, "analysed %lld tokens of '%s' at step %lld; wrote %s, report.md, report.json\n",
                static_cast<long long>(done), o.split.c_str(), static_cast<long long>(ck.step), h5.c_str());
 }
@@ -139,20 +141,27 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", ao.batch_size, "windows per forward")->capture_default_str();
   app.add_option("--trace-tokens", ao.trace_tokens, "keep the routing of the first N tokens in /trace")->capture_default_str();
   app.add_option("--device", ao.device, "cpu | cuda | cuda:N | auto")->capture_default_str();
+  const std::string threshold_help = "flag layers whose load max/mean (tokens per expert) exceeds this";
+  app.add_option("--load-threshold", ao.load_threshold, threshold_help)->capture_default_str();
 
   std::vector<std::string> compare_files;
   std::string compare_out;
   auto* compare = app.add_subcommand("compare", "side-by-side table of several routing.h5 files");
   compare->add_option("files", compare_files, "routing.h5 files (one per run)")->required()->expected(1, -1);
   compare->add_option("--out", compare_out, "write the table to FILE.md (and FILE.json beside it) instead of stdout");
+  compare->add_option("--load-threshold", ao.load_threshold, threshold_help)->capture_default_str();
 
   std::string report_file, report_out;
   auto* report = app.add_subcommand("report", "report.md + report.json of one routing.h5");
   report->add_option("file", report_file, "routing.h5")->required();
   report->add_option("--out", report_out, "output directory")->required();
+  report->add_option("--load-threshold", ao.load_threshold, threshold_help)->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
   try {
+    if (!(ao.load_threshold >= 1.0))
+      throw dirmoe::ConfigError(fmt::format("--load-threshold {} must be >= 1 (load max/mean is 1 when balanced)",
+                                            ao.load_threshold));
     if (!compare->parsed() && !report->parsed()) {
       if (ckpt_opt->count() == 0) throw dirmoe::ConfigError("give --checkpoint PATH (or a subcommand: compare, report); see --help");
       if (ao.out.empty()) throw dirmoe::ConfigError("--out DIR is required with --checkpoint");
@@ -160,7 +169,7 @@ int main(int argc, char** argv) {
       analyze_checkpoint(ao);
     } else if (compare->parsed()) {
       std::vector<dirmoe::RoutingReport> reports;
-      for (const auto& f : compare_files) reports.push_back(dirmoe::make_routing_report(dirmoe::read_routing_stats(f), f));
+      for (const auto& f : compare_files) reports.push_back(dirmoe::make_routing_report(dirmoe::read_routing_stats(f), f, 3, ao.load_threshold));
       const std::string md = dirmoe::compare_reports_markdown(reports);
       if (compare_out.empty()) {
         std::fputs(md.c_str(), stdout);
@@ -174,7 +183,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "wrote %s and %s\n", out.c_str(), json_out.c_str());
       }
     } else if (report->parsed()) {
-      write_report(dirmoe::make_routing_report(dirmoe::read_routing_stats(report_file), report_file), report_out);
+      write_report(dirmoe::make_routing_report(dirmoe::read_routing_stats(report_file), report_file, 3, ao.load_threshold),
+                   report_out);
       std::fprintf(stderr, "wrote %s/report.md and report.json\n", report_out.c_str());
     }
   } catch (const std::exception& e) {

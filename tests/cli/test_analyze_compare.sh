@@ -31,7 +31,24 @@ for run, exp_path in zip(cmp["runs"], sys.argv[2:]):
     assert abs(run["mean"]["token_simpson"] - 1.0) < 1e-12
     assert len(run["layers"]) == 2
 assert cmp["runs"][1]["mean"]["load_max_over_mean"] > cmp["runs"][0]["mean"]["load_max_over_mean"]
+# a layer is flagged exactly when the load max/mean the writer built exceeds the default threshold 2
+for run, exp_path in zip(cmp["runs"], sys.argv[2:]):
+    exp = json.load(open(exp_path))["layers"]
+    want = [i for i, l in enumerate(exp) if l["load_max_over_mean"] > 2.0]
+    assert run["load_flagged_layers"] == want and run["load_threshold"] == 2.0, (run["load_flagged_layers"], want)
+assert cmp["runs"][1]["load_flagged_layers"], "the skewed file should have a flagged layer"
 PYEOF
+grep -q "load flagged layers" "$T/cmp/compare.md" || fail "compare.md lacks the load-flag column"
+# the per-file report says it in words and in JSON; a threshold above every layer's load flags none
+"$BIN/dirmoe-analyze" report "$T/switch_run/routing.h5" --out "$T/rep"
+grep -q "Load concentrated" "$T/rep/report.md" || fail "report.md does not flag the skewed layers"
+"$PY" -c "import json,sys; j=json.load(open('$T/rep/report.json')); assert j['load_ok'] is False and j['load_flagged_layers'], j['load_flagged_layers']"
+"$BIN/dirmoe-analyze" report "$T/switch_run/routing.h5" --out "$T/rep100" --load-threshold 100
+grep -q "no layer's load max/mean exceeds 100" "$T/rep100/report.md" || fail "threshold 100 should flag nothing"
+if "$BIN/dirmoe-analyze" report "$T/switch_run/routing.h5" --out "$T/rep0" --load-threshold 0.5 2> "$T/err.txt"; then
+  fail "--load-threshold 0.5 accepted"
+fi
+grep -q -- "--load-threshold" "$T/err.txt" || fail "bad threshold message: $(cat "$T/err.txt")"
 # stdout form
 "$BIN/dirmoe-analyze" compare "$T/dirmoe_run/routing.h5" | grep -q "Routing comparison" || fail "stdout table"
 

@@ -140,7 +140,8 @@ std::string run_label(const RoutingReport& r) {
 
 }  // namespace
 
-RoutingReport make_routing_report(const RoutingStatsFile& file, const std::string& source, int64_t top_n) {
+RoutingReport make_routing_report(const RoutingStatsFile& file, const std::string& source, int64_t top_n,
+                                  double load_threshold) {
   RoutingReport r;
   r.source = source;
   r.router = file.attrs.router;
@@ -155,6 +156,10 @@ RoutingReport make_routing_report(const RoutingStatsFile& file, const std::strin
                                     file.stats.n_experts, top_n));
   }
   r.mean = mean_of(r.layers);
+  r.load_threshold = load_threshold;
+  for (const auto& l : r.layers) {
+    if (std::isfinite(l.load_max_over_mean) && l.load_max_over_mean > load_threshold) r.load_flagged_layers.push_back(l.layer);
+  }
   if (r.router == "dirmoe" && !file.attrs.config_json.empty()) {
     try {
       const Config config = config_from_json(json::parse(file.attrs.config_json), source + " config attribute");
@@ -180,6 +185,19 @@ std::string routing_report_markdown(const RoutingReport& r) {
         "routing weights (1 = one expert); expert-domain Simpson is normalised, (S − 1/Dn)/(1 − 1/Dn), "
         "averaged over experts by routed mass (0 = each expert sees the domain mix, 1 = one domain per "
         "expert).\n";
+  if (r.load_flagged_layers.empty()) {
+    md += fmt::format("\nLoad: no layer's load max/mean exceeds {}.\n", num(r.load_threshold, 2));
+  } else {
+    md += fmt::format("\n**Load concentrated:** layer{} {} exceed{} load max/mean {} (at most {} = every token on "
+                      "one expert): the routing there leans on few experts.\n",
+                      r.load_flagged_layers.size() > 1 ? "s" : "", fmt::join(r.load_flagged_layers, ", "),
+                      r.load_flagged_layers.size() > 1 ? "" : "s", num(r.load_threshold, 2), r.n_experts);
+  }
+  if (r.router == "dirmoe") {
+    md += "\nEvaluation-time rule (as in `dirmoe-eval`): an expert is dispatched when its noiseless gate logit "
+          "ℓ_i > 0 (z̃_i > 0.5), a token with none keeps argmax ℓ, and θ = E[θ] = α^q/Σα^q; the E[k] above is "
+          "measured under that rule.\n";
+  }
   if (r.calibration) {
     const auto& c = *r.calibration;
     md += "\n## DirMoE calibration (prior at this step vs measured)\n\n| quantity | predicted | measured |\n|---|---|---|\n";
@@ -220,6 +238,9 @@ json routing_report_json(const RoutingReport& r) {
   for (const auto& l : r.layers) layers.push_back(layer_json(l, r.domains));
   j["layers"] = layers;
   j["mean"] = layer_json(r.mean, r.domains);
+  j["load_threshold"] = r.load_threshold;
+  j["load_flagged_layers"] = r.load_flagged_layers;
+  j["load_ok"] = r.load_flagged_layers.empty();
   if (r.calibration) {
     const auto& c = *r.calibration;
     j["dirmoe_calibration"] = {
@@ -237,16 +258,20 @@ json routing_report_json(const RoutingReport& r) {
 std::string compare_reports_markdown(const std::vector<RoutingReport>& reports) {
   std::string md = "# Routing comparison\n\nAverages over layers.\n\n";
   md += "| run | router | E | k | step | tokens | load max/mean | load CV | load entropy | E[k] | token Simpson "
-        "| eff. experts | expert-domain Simpson (norm.) | domain-expert Simpson |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+        "| eff. experts | expert-domain Simpson (norm.) | domain-expert Simpson | load flagged layers |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : reports) {
     const auto& m = r.mean;
-    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.source,
+    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.source,
                       r.router, r.n_experts, r.k_target, r.step, m.n_tokens, num(m.load_max_over_mean),
                       num(m.load_cv), num(m.load_entropy), num(m.active_experts), num(m.token_simpson),
                       num(m.effective_experts, 2), num(m.expert_domain_specialization),
-                      num(m.domain_expert_simpson));
+                      num(m.domain_expert_simpson),
+                      r.load_flagged_layers.empty() ? std::string("none")
+                                                    : fmt::format("{}", fmt::join(r.load_flagged_layers, ", ")));
   }
+  md += fmt::format("\nA layer is flagged when its load max/mean exceeds {}.\n",
+                    reports.empty() ? num(kDefaultLoadThreshold, 2) : num(reports.front().load_threshold, 2));
   int64_t max_layers = 0;
   for (const auto& r : reports) max_layers = std::max(max_layers, r.n_layers);
   auto per_layer = [&](const std::string& title, double LayerReport::*field) {
@@ -282,7 +307,8 @@ json compare_reports_json(const std::vector<RoutingReport>& reports) {
     }
     runs.push_back({{"source", r.source}, {"router", r.router}, {"n_experts", r.n_experts},
                     {"k_target", r.k_target}, {"step", r.step}, {"mean", layer_json(r.mean, r.domains)},
-                    {"layers", per_layer}});
+                    {"layers", per_layer}, {"load_threshold", r.load_threshold},
+                    {"load_flagged_layers", r.load_flagged_layers}});
   }
   return {{"runs", runs}};
 }

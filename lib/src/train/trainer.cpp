@@ -16,9 +16,11 @@
 #include "dirmoe/core/atomic_file.h"
 #include "dirmoe/core/build_info.h"
 #include "dirmoe/core/device.h"
+#include "dirmoe/stats/routing_report.h"
 #include "dirmoe/stats/routing_stats_accumulator.h"
 #include "dirmoe/stats/routing_time_series.h"
 #include "dirmoe/train/checkpoint.h"
+#include "dirmoe/train/load_tracker.h"
 #include "dirmoe/train/lr_schedule.h"
 #include "dirmoe/train/optimizer.h"
 #include "dirmoe/train/parity.h"
@@ -79,6 +81,7 @@ struct Trainer::State {
   int64_t best_step = -1;
   double last_val = std::numeric_limits<double>::quiet_NaN();
   ParityTracker parity;
+  LoadTracker load;          // tokens per expert after warm-up, for the load block of summary.json
   double train_seconds = 0;  // wall time inside training steps (excludes eval and checkpoints)
   double total_flops = 0;    // Σ over log windows of FLOPs/token × tokens
   bool flops_known = true;
@@ -138,6 +141,7 @@ Trainer::Trainer(Config config, std::shared_ptr<TrainableModel> model, std::uniq
   s.bf16 = use_bf16_autocast(train, s.device);
   s.n_layers = s.config.model.n_layers;
   s.parity = ParityTracker(s.n_layers, static_cast<double>(s.config.model.n_experts_active), train.parity_tolerance);
+  s.load = LoadTracker(s.n_layers, s.config.model.n_experts, kDefaultLoadThreshold);
 
   torch::nn::Module& module = s.model->module();
   module.to(s.device);
@@ -192,6 +196,7 @@ Trainer::Trainer(Config config, std::shared_ptr<TrainableModel> model, std::uniq
       s.total_flops = tr.value("total_flops", 0.0);
       s.flops_known = tr.value("flops_known", true);
       s.parity.restore(tr.at("parity"));
+      s.load.restore(tr.value("load", nlohmann::json::object()));
       const nlohmann::json& mine = meta.at("ranks").at(static_cast<size_t>(s.dist->rank()));
       s.source->restore(mine.at("sampler"));
       restore_rng_state(mine.at("rng"));
@@ -299,7 +304,8 @@ TrainResult Trainer::run() {
           {"train_seconds", s.train_seconds},
           {"total_flops", s.total_flops},
           {"flops_known", s.flops_known},
-          {"parity", s.parity.state()}}},
+          {"parity", s.parity.state()},
+          {"load", s.load.state()}}},
         {"ranks", ranks},
     };
     write_checkpoint_file(path, meta, save_training_payload(module, s.optimizer.get()));
@@ -403,7 +409,10 @@ TrainResult Trainer::run() {
     const int64_t step_tokens = B * A * W * T;
     s.tokens += step_tokens;
     window_tokens += step_tokens;
-    if (index >= warmup) s.parity.add(ek_L);
+    if (index >= warmup) {
+      s.parity.add(ek_L);
+      s.load.add(tpe_L);
+    }
 
     // Device-side divergence bookkeeping (no sync).
     {
@@ -615,6 +624,7 @@ TrainResult Trainer::run() {
         {"best_val_loss", finite_or_null(s.best_val)},
         {"best_step", s.best_step},
         {"parity", parity},
+        {"load", s.load.report()},
         {"git_revision", git_revision()},
     };
     if (const auto counts = s.model->parameter_counts()) {
@@ -631,6 +641,12 @@ TrainResult Trainer::run() {
     if (parity["ok"].is_boolean() && !parity["ok"].get<bool>()) {
       s.say(fmt::format("warning: compute parity: layers {} stray more than {:.0f}% from k = {} (see summary.json)",
                         parity["flagged_layers"].dump(), 100 * train.parity_tolerance, s.config.model.n_experts_active));
+    }
+    const nlohmann::json& load = summary["load"];
+    if (load["ok"].is_boolean() && !load["ok"].get<bool>()) {
+      s.say(fmt::format("warning: expert load: layers {} send more than {} times the mean load to one expert after "
+                        "warm-up (see summary.json)",
+                        load["flagged_layers"].dump(), kDefaultLoadThreshold));
     }
   }
   return result;

@@ -33,6 +33,11 @@ struct LayerReport {
   std::vector<std::vector<std::pair<int64_t, double>>> top_experts;
 };
 
+/// A layer whose load max/mean (tokens per expert) exceeds this is flagged as concentrated: with
+/// E = 8 the bound is 8 (every token on one expert); 2.0 means one expert takes at least twice its
+/// fair share, i.e. a quarter of all tokens at E = 8. [ours]
+constexpr double kDefaultLoadThreshold = 2.0;
+
 struct RoutingReport {
   std::string source;        // file the report was made from
   std::string router;
@@ -44,12 +49,16 @@ struct RoutingReport {
   std::vector<std::string> domains;
   std::vector<LayerReport> layers;
   LayerReport mean;          // plain average of the per-layer figures (layer = −1)
+  double load_threshold = kDefaultLoadThreshold;
+  std::vector<int64_t> load_flagged_layers;  // layers whose load max/mean exceeds load_threshold
   std::optional<DirmoeCalibration> calibration;  // the prior's predictions when router = dirmoe
 };
 
-/// Computes the report from a loaded file; `top_n` experts are listed per domain. The DirMoE
-/// calibration is computed from the file's config attribute when its router is "dirmoe".
-RoutingReport make_routing_report(const RoutingStatsFile& file, const std::string& source, int64_t top_n = 3);
+/// Computes the report from a loaded file; `top_n` experts are listed per domain; layers whose load
+/// max/mean exceeds `load_threshold` are flagged. The DirMoE calibration is computed from the file's
+/// config attribute when its router is "dirmoe".
+RoutingReport make_routing_report(const RoutingStatsFile& file, const std::string& source, int64_t top_n = 3,
+                                  double load_threshold = kDefaultLoadThreshold);
 
 std::string routing_report_markdown(const RoutingReport& report);
 nlohmann::json routing_report_json(const RoutingReport& report);
