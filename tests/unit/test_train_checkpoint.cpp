@@ -4,11 +4,14 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "dirmoe/core/atomic_file.h"
 #include "dirmoe/core/error.h"
+#include "dirmoe/model/decoder.h"
+#include "dirmoe/router/dirmoe_router.h"
 #include "dirmoe/train/checkpoint.h"
 #include "dirmoe/train/optimizer.h"
 #include "dirmoe/train/training_state.h"
@@ -132,4 +135,33 @@ TEST_CASE("model, optimiser and RNG state survive the payload round trip", "[tra
   // A model of another shape is refused with a message.
   torch::nn::Linear c(torch::nn::LinearOptions(5, 3));
   CHECK_THROWS_AS(dirmoe::load_model_payload(*c, payload, "test"), dirmoe::IoError);
+}
+
+// dirmoe-eval and dirmoe-analyze see the routers as training left them: DirMoE's temperature (which
+// shapes its eval-time weights) is the schedule's value at the checkpoint's last step, not step 0's.
+TEST_CASE("a loaded checkpoint's router schedules stand at its last training step", "[train][checkpoint]") {
+  dirmoe::Config config;
+  config.model.vocab_size = 16;
+  config.model.d_model = 8;
+  config.model.n_layers = 1;
+  config.model.n_heads = 1;
+  config.model.n_kv_heads = 1;
+  config.model.d_ff = 8;
+  config.model.seq_len = 4;
+  config.model.n_experts = 4;
+  config.router.type = "dirmoe";
+  config.router.dirmoe.alpha_hidden = 4;
+  config.router.dirmoe.tau_decay = 0.99;
+  config.validate();
+  dirmoe::Decoder model(config);
+  const fs::path dir = fresh_dir("schedule");
+  const fs::path file = dir / dirmoe::step_checkpoint_name(120);
+  dirmoe::write_checkpoint_file(file, {{"step", 120}, {"config", dirmoe::config_to_json(config)}},
+                                dirmoe::save_training_payload(*model, nullptr));
+  const dirmoe::LoadedCheckpoint ck = dirmoe::load_checkpoint(file);
+  const auto* router = dynamic_cast<const dirmoe::DirmoeRouterImpl*>(&ck.model->blocks()[0]->moe->router());
+  REQUIRE(router != nullptr);
+  CHECK(router->schedule().tau == Approx(2.0 * std::pow(0.99, 119)));
+  CHECK(router->schedule().tau == Approx(dirmoe::dirmoe_schedule(config.router.dirmoe, 119).tau));
+  fs::remove_all(dir);
 }

@@ -65,6 +65,9 @@ LoadedCheckpoint load_checkpoint(const std::filesystem::path& path, const torch:
   out.step = identity.step;
   out.model = Decoder(out.config);
   load_model_payload(*out.model, file.payload, file_path.string());
+  // Router schedules (DirMoE's τ_z, a_lo, λ^p) as they stood for the last optimiser step before the
+  // checkpoint (0-based index step − 1), which is also what validation during training used.
+  out.model->set_step(std::max<int64_t>(out.step - 1, 0));
   out.model->to(device);
   out.model->eval();
   file.meta.erase("ranks");  // RNG and sampler states: of use to --resume only

@@ -34,7 +34,8 @@ struct LoadedCheckpoint {
 };
 
 /// Loads a checkpoint (a .ckpt file, or a run directory: its best.ckpt if present, else the latest
-/// step_*.ckpt) and builds the Decoder from the stored config on `device`, in eval mode.
+/// step_*.ckpt) and builds the Decoder from the stored config on `device`, in eval mode, with the
+/// router schedules set to the checkpoint's last training step.
 LoadedCheckpoint load_checkpoint(const std::filesystem::path& path, const torch::Device& device = torch::kCPU);
 
 /// Resolves a run directory or a file to the checkpoint file load_checkpoint() would read.
