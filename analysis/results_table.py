@@ -5,7 +5,10 @@ Reads, for every <out>/<router>/seed<N>/ run: summary.json (dirmoe-train), eval.
 and analysis/report.json (dirmoe-analyze), and writes into <out>:
   results.md   per router, mean ± std over seeds: validation loss and perplexity, each task's
                accuracy and their average, measured E[k] with a parity column, load CV,
-               token Simpson, expert-domain Simpson (normalised), training tokens/s
+               token Simpson, expert-domain Simpson (normalised), domain-expert Simpson, training
+               tokens/s; then per layer (mean over seeds, layers separated by "/"): E[k] in
+               training (after warm-up) and at evaluation (dirmoe-analyze), load max/mean and
+               load CV at evaluation
   results.csv  the same numbers, one row per router, one column per figure (mean and std)
   val_loss.png validation loss over tokens per router (from metrics.jsonl), mean over seeds
 Runs that are missing a file contribute nothing to the figures that file holds (n is shown).
@@ -64,6 +67,7 @@ def collect_run(run_dir):
         parity = summary.get("parity", {})
         ek = [l.get("mean_active_experts") for l in parity.get("layers", []) if l.get("mean_active_experts") is not None]
         row["ek"] = sum(ek) / len(ek) if ek else None
+        row["layers:ek_train"] = [l.get("mean_active_experts") for l in parity.get("layers", [])]
         row["parity_ok"] = parity.get("ok")
         row["target_k"] = parity.get("target_k")
         row["params"] = summary.get("parameters", {}).get("total")
@@ -77,7 +81,31 @@ def collect_run(run_dir):
         row["load_cv"] = mean.get("load_cv")
         row["token_simpson"] = mean.get("token_simpson")
         row["expert_domain_simpson"] = mean.get("expert_domain_specialization")
+        row["domain_expert_simpson"] = mean.get("domain_expert_simpson")
+        layers = report.get("layers", [])
+        row["layers:ek_eval"] = [l.get("active_experts") for l in layers]
+        row["layers:load_max_over_mean"] = [l.get("load_max_over_mean") for l in layers]
+        row["layers:load_cv"] = [l.get("load_cv") for l in layers]
     return row
+
+
+def per_layer(rows, key, digits):
+    """Per-layer means over the runs that have the figure, joined by "/", and the largest std."""
+    lists = [r.get(key) for r in rows if r.get(key)]
+    if not lists:
+        return "—", []
+    n_layers = min(len(x) for x in lists)
+    means, stds = [], []
+    for i in range(n_layers):
+        m, s, _ = mean_std([x[i] for x in lists])
+        means.append(m)
+        stds.append(s)
+    if any(m is None for m in means):
+        return "—", means
+    text = "/".join(f"{m:.{digits}f}" for m in means)
+    if len(lists) > 1:
+        text += f" (±{max(stds):.{digits}f})"
+    return text, means
 
 
 def val_curve(run_dir):
@@ -124,13 +152,16 @@ def main():
     columns += [(f"task:{t}", t, 3) for t in tasks]
     columns += [("avg_acc", "avg acc", 3), ("ek", "E[k]", 3), ("load_cv", "load CV", 3),
                 ("token_simpson", "token Simpson", 3), ("expert_domain_simpson", "expert-domain Simpson", 3),
-                ("tokens_per_s", "tokens/s", 0)]
+                ("domain_expert_simpson", "domain-expert Simpson", 3), ("tokens_per_s", "tokens/s", 0)]
+    layer_columns = [("layers:ek_train", "E[k] train per layer", 3), ("layers:ek_eval", "E[k] eval per layer", 3),
+                     ("layers:load_max_over_mean", "load max/mean per layer", 2),
+                     ("layers:load_cv", "load CV per layer", 2)]
     for router, rs in runs.items():
         for _, row in rs:
             accs = [row.get(f"task:{t}") for t in tasks]
             row["avg_acc"] = sum(accs) / len(accs) if accs and all(a is not None for a in accs) else None
 
-    header = [args.label, "seeds"] + [c[1] for c in columns] + ["parity"]
+    header = [args.label, "seeds"] + [c[1] for c in columns] + ["parity"] + [c[1] for c in layer_columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     csv_rows = []
     for router, rs in runs.items():
@@ -146,20 +177,28 @@ def main():
         parity = "ok" if flags and all(f is True for f in flags) else ("FLAGGED" if any(f is False for f in flags) else "—")
         cells.append(parity)
         csv_row["parity"] = parity
+        for key, _, digits in layer_columns:
+            text, means = per_layer(rows, key, digits)
+            cells.append(text)
+            for i, m in enumerate(means):
+                csv_row[f"{key[7:]}_layer{i}_mean"] = m
         lines.append("| " + " | ".join(cells) + " |")
         csv_rows.append(csv_row)
 
     params = {router: [r.get("params") for _, r in rs] for router, rs in runs.items()}
     note = ("Mean ± std over seeds. Accuracy: acc_norm where the task has it, else acc. E[k]: measured active "
             "experts per token (mean over layers, after warm-up); parity FLAGGED when a layer strays more than the "
-            "run's tolerance from k. Parameters: " +
+            "run's tolerance from k. Per-layer columns: the mean over seeds of each layer, layers separated by '/', "
+            "and in brackets the largest std over the layers; 'eval' figures come from dirmoe-analyze (the model in "
+            "evaluation mode over validation tokens). Parameters: " +
             ", ".join(f"{r} {p[0]:,}" for r, p in params.items() if p and p[0]) + ".")
     text = "\n".join(lines) + "\n\n" + note + "\n"
     # Written to a temporary name and renamed, so an interrupted collector never leaves half a table.
     write_atomic(args.out / "results.md", lambda f: f.write(text))
 
     def write_csv(f):
-        writer = csv.DictWriter(f, fieldnames=list(csv_rows[0].keys()))
+        fields = list(dict.fromkeys(k for row in csv_rows for k in row))  # union, first-seen order
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(csv_rows)
     write_atomic(args.out / "results.csv", write_csv)

@@ -12,7 +12,7 @@
 #     exists is complete; each is redone only when missing.
 
 # Common options and their defaults.
-scale=tiny seeds=1 out="" jobs=1 steps="" data="" task_dir="" eval_tasks=""
+scale=tiny seeds=1 out="" jobs=1 steps="" data="" task_dir="" eval_tasks="" run_eval=1
 analyze_tokens=32768
 extra_sets=() eval_sets=() sweep_rest=()
 sweep_parse_args() {
@@ -32,6 +32,7 @@ sweep_parse_args() {
       --tasks) eval_tasks=$2; shift 2 ;;
       --analyze-tokens) analyze_tokens=$2; shift 2 ;;
       --set) extra_sets+=(--set "$2"); shift 2 ;;
+      --no-eval) run_eval=0; shift ;;
       --eval-set) eval_sets+=(--set "$2"); shift 2 ;;
       *) sweep_rest+=("$1"); shift ;;
     esac
@@ -107,7 +108,7 @@ sweep_run_one() {
   fi
   local data_args=()
   [ -n "$data" ] && data_args=(--data "$data")
-  if [ ! -f "$dir/eval.json" ]; then
+  if ((run_eval)) && [ ! -f "$dir/eval.json" ]; then
     echo "[$label] eval"
     local task_args=()
     [ -n "$task_dir" ] && task_args=(--task-dir "$task_dir")
