@@ -43,7 +43,10 @@ def main():
     dtype = "<u2" if manifest.get("dtype", manifest.get("token_dtype", "uint16")) == "uint16" else "<u4"
     vocab = json.load(open(os.path.join(args.export_dir, "tokenizer.json"), encoding="utf-8"))["model"]["vocab"]
     piece_of = {i: p for p, i in vocab.items()}
-    tok = AutoTokenizer.from_pretrained(args.export_dir)
+    # NOTE: AutoTokenizer reads config.json first; for the dirmoe layout, whose config names remote
+    # code, an explicit trust_remote_code (either value) avoids transformers' interactive question.
+    # The tokenizer itself runs no remote code.
+    tok = AutoTokenizer.from_pretrained(args.export_dir, trust_remote_code=False)
 
     def text_of(ids):
         out = bytearray()
