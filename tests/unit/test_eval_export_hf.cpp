@@ -3,6 +3,8 @@
 // auto_map), Python loads it with AutoModelForCausalLM(trust_remote_code=True) and runs the same
 // batch; the logits agree with Decoder::forward's in eval mode to 1e-4 (max abs). This is the test
 // that says when the remote code no longer follows a router's eval-time rule in C++.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
@@ -75,6 +77,7 @@ TEST_CASE("transformers loads every router's export and computes dirmoe's logits
   torch::manual_seed(21);
   const torch::Tensor tokens_BT = torch::randint(41, {3, 12}, torch::kInt64);
   std::vector<torch::Tensor> ours;
+  std::vector<fs::path> export_dirs;
   std::string dirs;
   for (size_t i = 0; i < cases.size(); ++i) {
     const RouterCase& rc = cases[i];
@@ -89,7 +92,8 @@ TEST_CASE("transformers loads every router's export and computes dirmoe's logits
     }
     model->set_step(rc.step);
     model->eval();
-    const fs::path dir = fs::temp_directory_path() / ("dirmoe_export_hf_" + std::to_string(i));
+    const fs::path dir =
+        fs::temp_directory_path() / ("dirmoe_export_hf_" + std::to_string(::getpid()) + "_" + std::to_string(i));
     fs::remove_all(dir);
     const ExportSummary summary = export_model(*model, rc.config, dir);
     REQUIRE(summary.layout == "dirmoe");
@@ -103,6 +107,7 @@ TEST_CASE("transformers loads every router's export and computes dirmoe's logits
       ours.push_back(model->forward(tokens_BT).logits_BTV.to(torch::kFloat32));
     }
     dirs += (i ? "\n" : "") + dir.string();
+    export_dirs.push_back(dir);
   }
   const auto py = dirmoe::testing::run_python_reference("hf_export_logits.py",
                                                         {{"export_dirs", bytes_tensor(dirs)}, {"tokens", tokens_BT}});
@@ -115,4 +120,5 @@ TEST_CASE("transformers loads every router's export and computes dirmoe's logits
     // the figure for docs/export.md
     std::printf("export_hf: %-48s max |dlogit| = %.3g\n", cases[i].label.c_str(), max_abs);
   }
+  for (const auto& d : export_dirs) fs::remove_all(d);
 }
