@@ -9,13 +9,13 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 300
-SETUP_STAMP := .venv/.dirmoe-setup-$(shell cat requirements.txt scripts/setup.sh 2>/dev/null | sha1sum | cut -c1-12)
+SETUP_STAMP := .venv/.dirmoe-setup-$(shell cat requirements.txt requirements-eval.txt scripts/setup.sh 2>/dev/null | sha1sum | cut -c1-12)
 
 .PHONY: setup build test test-all test-asan fuzz fuzz-build demo bench format clean
 
 setup: $(SETUP_STAMP)
 
-$(SETUP_STAMP): requirements.txt scripts/setup.sh
+$(SETUP_STAMP): requirements.txt requirements-eval.txt scripts/setup.sh
 	bash scripts/setup.sh
 	touch $@
 

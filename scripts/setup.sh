@@ -29,8 +29,10 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt; then
+# One resolve over both files: requirements-eval.txt (lm-eval-harness, transformers) must not move
+# the torch that the C++ build links against.
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-eval.txt; then
   echo "setup: pip install failed; check the network access to PyPI and rerun 'make setup'" >&2
   exit 1
 fi
-.venv/bin/python -c "import torch, h5py, numpy, matplotlib; print('setup: torch', torch.__version__)"
+.venv/bin/python -c "import torch, h5py, numpy, matplotlib, transformers, lm_eval; print('setup: torch', torch.__version__, '| transformers', transformers.__version__)"

@@ -26,6 +26,7 @@
 #include "dirmoe/eval/heldout_tasks.h"
 #include "dirmoe/eval/model_export.h"
 #include "dirmoe/eval/model_scorer.h"
+#include "dirmoe/eval/sample_log.h"
 #include "dirmoe/eval/task_readers.h"
 #include "dirmoe/model/decoder.h"
 // NOTE: the checkpoint loader comes with the trainer; until it is part of the build the tool
@@ -57,7 +58,7 @@ namespace {
 }
 
 struct EvalOptions {
-  std::string checkpoint, tasks, task_dir, data, out, device = "auto";
+  std::string checkpoint, tasks, task_dir, data, out, device = "auto", log_samples;
   std::vector<std::string> overrides;
 };
 
@@ -118,6 +119,7 @@ int run_eval(const EvalOptions& opt) {
   report["device"] = device.str();
   report["config"] = config_to_json(config);
   report["tasks"] = nlohmann::json::object();
+  std::string samples;  // --log-samples: one JSON line per scored document
   for (const Task& task : tasks) {
     const int64_t n_docs = config.eval.max_examples > 0
                                ? std::min<int64_t>(config.eval.max_examples, static_cast<int64_t>(task.docs.size()))
@@ -132,6 +134,7 @@ int run_eval(const EvalOptions& opt) {
     TaskResult result = evaluate_task(task, encoder, scorer, config.eval.max_examples);
     progress.finish();
     report["tasks"][task.name] = task_result_json(result);
+    if (!opt.log_samples.empty()) samples += sample_log_jsonl(task, result);
     std::string line = fmt::format("{:<16} n={:<6}", task.name, result.n);
     for (const auto& [metric, m] : result.metrics) line += fmt::format(" {}={:.4f}±{:.4f}", metric, m.value, m.std_error);
     std::cerr << line << "\n";
@@ -161,6 +164,16 @@ int run_eval(const EvalOptions& opt) {
                           {"tokens_per_second", scorer.seconds() > 0 ? scorer.tokens_processed() / scorer.seconds() : 0.0}};
   const fs::path out(opt.out);
   if (out.has_parent_path()) ensure_directory(out.parent_path());
+  if (!opt.log_samples.empty()) {
+    // the item records, and beside them (FILE.config.json) the resolved config and git revision
+    const fs::path log_path(opt.log_samples);
+    if (log_path.has_parent_path()) ensure_directory(log_path.parent_path());
+    write_file_atomic(log_path, samples);
+    fs::path log_config = log_path;
+    log_config.replace_extension(".config.json");
+    write_file_atomic(log_config, config_report_json(config));
+    report["log_samples"] = fs::absolute(log_path).string();
+  }
   write_file_atomic(out, report.dump(2) + "\n");
   fs::path md = out;
   md.replace_extension(".md");
@@ -200,6 +213,7 @@ int run_export(const std::string& checkpoint, const std::string& out, const std:
     std::cerr << "warning: data directory " << dir << " not found; the tokenizer is not copied (pass --data DIR)\n";
   }
   ExportSummary s = export_model(*ckpt.model, ckpt.config, out, tokenizer);
+  for (const auto& w : s.warnings) std::cerr << "warning: " << w << "\n";
   std::cerr << fmt::format("exported {} tensors ({} parameters) in the {} layout to {}\n", s.n_tensors,
                            s.n_parameters, s.layout, out);
   return 0;
@@ -226,6 +240,9 @@ int main(int argc, char** argv) {
   app.add_option("--out", opt.out, "output JSON (a markdown table is written beside it)");
   app.add_option("--device", opt.device, "auto | cpu | cuda | cuda:N");
   app.add_option("--set", opt.overrides, "config override a.b=value (repeatable)");
+  app.add_option("--log-samples", opt.log_samples,
+                 "write one JSON line per scored item (task, doc_id, context, continuations, loglikelihoods, "
+                 "is_greedy, target, acc, acc_norm) to this file");
 
   auto* table = app.add_subcommand("table", "side-by-side markdown of several eval JSON files");
   std::vector<std::string> table_files;

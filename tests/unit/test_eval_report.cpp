@@ -10,7 +10,7 @@ using namespace dirmoe::eval;
 TEST_CASE("report JSON and tables carry metrics, stderr, n and prompt version", "[eval]") {
   TaskResult r;
   r.name = "arc_easy";
-  r.prompt_version = "lm-eval-harness:arc_easy:1.0+dirmoe.1";
+  r.prompt_version = "lm-eval-harness-0.4.13:arc_easy:1.0+dirmoe.1";
   r.n = 4;
   r.metrics["acc"] = {0.5, 0.28867513};
   r.metrics["acc_norm"] = {0.75, 0.25};

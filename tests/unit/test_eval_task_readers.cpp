@@ -46,7 +46,8 @@ TEST_CASE("arc readers: HF and original layouts, letter and digit answer keys", 
                 {" a wax crayon", " a plastic spoon", " a rubber eraser", " an iron nail"}, 3);
   CHECK(easy.docs[1].choice_chars == std::vector<int64_t>{12, 15, 15, 12});
   CHECK(easy.report_acc_norm);
-  CHECK(easy.prompt_version == "lm-eval-harness:arc_easy:1.0+dirmoe.1");
+  CHECK(easy.prompt_version == "lm-eval-harness-0.4.13:arc_easy:1.0+dirmoe.1");
+  CHECK(easy.docs[1].doc_id == 1);
 
   Task challenge = load_task_file("arc_challenge", kTaskDir);
   REQUIRE(challenge.docs.size() == 1);
@@ -158,18 +159,25 @@ TEST_CASE("sciq reader: support.lstrip(), question, correct answer last", "[eval
 TEST_CASE("race reader: one document per article, earlier problems in the context", "[eval]") {
   Task t = load_task_file("race", kTaskDir);
   REQUIRE(t.docs.size() == 3);
-  // EleutherAI/race export: problems as a Python literal; the "  _  ." cloze question is appended
-  // as q[-5:] + answer, exactly as the harness does.
+  // EleutherAI/race export: problems as a Python literal; the "  _  ." cloze question is filled
+  // in place, q[:-5] + answer, as the harness's RACE v3.0 does.
   check_choices(t.docs[0],
                 "Article: Last week I talked with some of my students about what they wanted to do.\n\n"
-                " _  .students\nQuestion: What did they want?\nAnswer: to work\nHow many students are there?",
+                "The writer talked with his students\nQuestion: What did they want?\nAnswer: to work\n"
+                "How many students are there?",
                 {" one", " two", " three", " four"}, 3);
+  CHECK(t.prompt_version == "lm-eval-harness-0.4.13:race:3.0+dirmoe.2");
   // original per-article layout
   check_choices(t.docs[1], "Article: The sea is big.\n\nWhat is big?", {" the sea", " the cup", " the ant", " the pin"},
                 0);
   // per-question rows collated by article
   check_choices(t.docs[2], "Article: Tom has a cat.\n\nQuestion: Who has a cat?\nAnswer: Tom\nTom has a  _  .",
                 {" dog", " cat", " cow", " pig"}, 1);
+  // doc_id: the record's 0-based index in the file (the harness's row number); collated rows take
+  // their article's first row
+  CHECK(t.docs[0].doc_id == 0);
+  CHECK(t.docs[1].doc_id == 1);
+  CHECK(t.docs[2].doc_id == 2);
 }
 
 TEST_CASE("bad task files name the file and the line", "[eval]") {

@@ -57,6 +57,22 @@ std::string Tokenizer::piece(int id) const {
   return sp_->IdToPiece(id);
 }
 
+float Tokenizer::score(int id) const {
+  if (id < 0 || id >= vocab_size()) throw std::out_of_range(fmt::format("token id {} outside the vocabulary", id));
+  return sp_->GetScore(id);
+}
+
+Tokenizer::PieceKind Tokenizer::piece_kind(int id) const {
+  if (id < 0 || id >= vocab_size()) throw std::out_of_range(fmt::format("token id {} outside the vocabulary", id));
+  if (sp_->IsUnknown(id)) return PieceKind::kUnknown;
+  if (sp_->IsControl(id)) return PieceKind::kControl;
+  if (sp_->IsByte(id)) return PieceKind::kByte;
+  if (sp_->IsUnused(id)) return PieceKind::kUnused;
+  // NOTE: the processor has no IsUserDefined(); a user-defined piece is normal to it except that the
+  // model proto marks it, which only the trainer's options create (train_tokenizer defines none).
+  return PieceKind::kNormal;
+}
+
 namespace {
 
 class VectorSentences : public sentencepiece::SentenceIterator {

@@ -103,6 +103,7 @@ Task build_heldout_cloze(const std::vector<HeldoutDocument>& docs, const Heldout
     doc.requests.push_back({words_before(indexed[d], first, w),
                             " " + indexed[d].doc->text.substr(words[w].begin, words[w].end - words[w].begin)});
     doc.choice_chars.push_back(utf8_length(doc.requests[0].continuation));
+    doc.doc_id = static_cast<int64_t>(task.docs.size());
     task.docs.push_back(std::move(doc));
   });
   return task;
@@ -172,6 +173,7 @@ Task build_heldout_choice(const std::vector<HeldoutDocument>& docs, const Heldou
       doc.requests.push_back({context, " " + c});
       doc.choice_chars.push_back(utf8_length(c));
     }
+    doc.doc_id = static_cast<int64_t>(task.docs.size());
     task.docs.push_back(std::move(doc));
   });
   return task;

@@ -38,7 +38,7 @@ void for_each_json_record(const std::filesystem::path& path,
       throw DataError(path.string() + ": malformed JSON array: " + e.what());
     }
     for (size_t i = 0; i < array.size(); ++i) {
-      RecordLocation where{path.string(), static_cast<int64_t>(i + 1)};
+      RecordLocation where{path.string(), static_cast<int64_t>(i + 1), static_cast<int64_t>(i)};
       if (!array[i].is_object()) fail_record(where, "record is not a JSON object");
       visit_checked(visit, array[i], where);
     }
@@ -46,6 +46,7 @@ void for_each_json_record(const std::filesystem::path& path,
   }
   size_t begin = 0;
   int64_t line_no = 0;
+  int64_t record_index = 0;
   while (begin <= text.size()) {
     size_t end = text.find('\n', begin);
     if (end == std::string::npos) end = text.size();
@@ -56,7 +57,7 @@ void for_each_json_record(const std::filesystem::path& path,
       if (end == text.size()) break;
       continue;
     }
-    RecordLocation where{path.string(), line_no};
+    RecordLocation where{path.string(), line_no, record_index++};
     nlohmann::json record;
     try {
       record = nlohmann::json::parse(line);

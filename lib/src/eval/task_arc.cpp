@@ -61,6 +61,7 @@ Task read_arc(const std::string& name, const std::filesystem::path& path) {
     LabelledQuestion q = read_labelled_question(record, "question", where);
     const int64_t gold = answer_index(q, require_string(record, "answerKey", where), where);
     task.docs.push_back(make_choice_doc("Question: " + q.stem + "\nAnswer:", q.texts, gold, where.str()));
+    task.docs.back().doc_id = where.record;
   });
   return task;
 }
@@ -71,6 +72,7 @@ Task read_openbookqa(const std::filesystem::path& path) {
     LabelledQuestion q = read_labelled_question(record, "question_stem", where);
     const int64_t gold = answer_index(q, require_string(record, "answerKey", where), where);
     task.docs.push_back(make_choice_doc(q.stem, q.texts, gold, where.str()));
+    task.docs.back().doc_id = where.record;
   });
   return task;
 }

@@ -46,6 +46,9 @@ TaskResult aggregate_task(const Task& task, const std::vector<std::vector<LogLik
     for (const auto& r : lls[d]) sums.push_back(r.sum);
     result.n_requests += static_cast<int64_t>(sums.size());
     result.loglikelihoods.push_back(sums);
+    std::vector<bool> greedy;
+    for (const auto& r : lls[d]) greedy.push_back(r.is_greedy);
+    result.is_greedy.push_back(greedy);
     if (task.kind == TaskKind::kLogLikelihood) {
       acc.push_back(lls[d].at(0).is_greedy ? 1.0 : 0.0);
       ll.push_back(sums.at(0));
@@ -61,6 +64,8 @@ TaskResult aggregate_task(const Task& task, const std::vector<std::vector<LogLik
     }
     acc_norm.push_back(first_argmax(normed) == doc.gold ? 1.0 : 0.0);
   }
+  result.doc_acc = acc;
+  if (task.kind == TaskKind::kMultipleChoice && task.report_acc_norm) result.doc_acc_norm = acc_norm;
   result.metrics["acc"] = {mean(acc), mean_stderr(acc)};
   if (task.kind == TaskKind::kLogLikelihood) {
     const double ppl = std::exp(-mean(ll));

@@ -64,6 +64,7 @@ Task read_hellaswag(const std::filesystem::path& path) {
     for (auto& ending : endings) ending = hellaswag_preprocess(ending);
     const int64_t gold = require_int(record, "label", where);
     task.docs.push_back(make_choice_doc(query, endings, gold, where.str()));
+    task.docs.back().doc_id = where.record;
   });
   return task;
 }

@@ -19,6 +19,7 @@ Task read_lambada(const std::filesystem::path& path) {
     }
     doc.choice_chars.push_back(utf8_length(doc.requests[0].continuation));
     doc.gold = 0;
+    doc.doc_id = where.record;
     task.docs.push_back(std::move(doc));
   });
   return task;

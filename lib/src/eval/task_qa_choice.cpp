@@ -30,6 +30,7 @@ Task read_boolq(const std::filesystem::path& path) {
     }
     task.docs.push_back(
         make_choice_doc(passage + "\nQuestion: " + question + "?\nAnswer:", {"no", "yes"}, gold, where.str()));
+    task.docs.back().doc_id = where.record;
   });
   return task;
 }
@@ -68,6 +69,7 @@ Task read_piqa(const std::filesystem::path& path) {
     }
     ++index;
     task.docs.push_back(make_choice_doc("Question: " + goal + "\nAnswer:", {sol1, sol2}, gold, where.str()));
+    task.docs.back().doc_id = where.record;
   });
   return task;
 }
@@ -83,6 +85,7 @@ Task read_sciq(const std::filesystem::path& path) {
                                         require_string(record, "correct_answer", where)};
     task.docs.push_back(make_choice_doc(python_lstrip(support) + "\nQuestion: " + question + "\nAnswer:", choices,
                                         /*gold=*/3, where.str()));
+    task.docs.back().doc_id = where.record;
   });
   return task;
 }

@@ -190,10 +190,10 @@ TaskDoc race_doc(const std::string& article, const std::vector<Problem>& problem
     const Problem& p = problems[i];
     const std::string answer = p.options[answer_letter_index(p, where)];
     const std::string& q = p.question;
-    // NOTE: the harness tests q[-6:] == "  _  ." and then appends q[-5:] (the tail, not the head)
-    // of such cloze questions; reproduced as is so the prompts match.
+    // A cloze question ending in "  _  ." is filled in place: q[:-5] (the question up to the blank
+    // and one space) + the answer, as the harness's RACE v3.0 does (v2.0 appended q[-5:]).
     if (q.size() >= 6 && q.compare(q.size() - 6, 6, "  _  .") == 0) {
-      text += q.substr(q.size() - 5) + answer + "\n";
+      text += q.substr(0, q.size() - 5) + answer + "\n";
     } else {
       text += "Question: " + q + "\n" + "Answer: " + answer + "\n";
     }
@@ -202,7 +202,9 @@ TaskDoc race_doc(const std::string& article, const std::vector<Problem>& problem
   if (last.options.size() < 4) fail_record(where, "the last problem has fewer than 4 options");
   text += last.question;
   std::vector<std::string> choices(last.options.begin(), last.options.begin() + 4);
-  return make_choice_doc(text, choices, answer_letter_index(last, where), where.str());
+  TaskDoc doc = make_choice_doc(text, choices, answer_letter_index(last, where), where.str());
+  doc.doc_id = where.record;
+  return doc;
 }
 
 }  // namespace
@@ -212,6 +214,7 @@ Task read_race(const std::filesystem::path& path) {
   // Per-question rows are collated by article in order of first appearance.
   std::vector<std::string> row_articles;
   std::map<std::string, std::pair<std::vector<Problem>, RecordLocation>> rows_by_article;
+  std::map<std::string, int64_t> first_record;  // an article's doc_id is its first row's
   for_each_json_record(path, [&](const nlohmann::json& record, const RecordLocation& where) {
     const std::string article = require_string(record, "article", where);
     std::vector<Problem> problems;
@@ -235,7 +238,10 @@ Task read_race(const std::filesystem::path& path) {
     } else {
       Problem p = read_problem(record, where);
       auto [it, inserted] = rows_by_article.try_emplace(article, std::vector<Problem>{}, where);
-      if (inserted) row_articles.push_back(article);
+      if (inserted) {
+        row_articles.push_back(article);
+        first_record[article] = where.record;
+      }
       it->second.first.push_back(std::move(p));
       it->second.second = where;
       return;
@@ -245,6 +251,7 @@ Task read_race(const std::filesystem::path& path) {
   for (const auto& article : row_articles) {
     const auto& [problems, where] = rows_by_article.at(article);
     task.docs.push_back(race_doc(article, problems, where));
+    task.docs.back().doc_id = first_record.at(article);
   }
   return task;
 }

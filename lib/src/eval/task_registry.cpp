@@ -5,29 +5,31 @@
 
 namespace dirmoe::eval {
 
-// prompt_version: "lm-eval-harness:<task yaml>:<its metadata version>+dirmoe.<our rendering>".
+// prompt_version: "lm-eval-harness-<release>:<task yaml>:<its metadata version>+dirmoe.<our rendering>",
+// the release being the one pinned in requirements-eval.txt, whose task definitions these follow
+// (tests/cli/test_export_harness.sh runs that release against dirmoe-eval item by item).
 const std::vector<TaskSpec>& file_task_specs() {
   static const std::vector<TaskSpec> specs = {
-      {"arc_easy", "arc_easy.jsonl", "lm-eval-harness:arc_easy:1.0+dirmoe.1",
+      {"arc_easy", "arc_easy.jsonl", "lm-eval-harness-0.4.13:arc_easy:1.0+dirmoe.1",
        "\"Question: {question}\\nAnswer:\" + \" {choices.text[i]}\""},
-      {"arc_challenge", "arc_challenge.jsonl", "lm-eval-harness:arc_challenge:1.0+dirmoe.1",
+      {"arc_challenge", "arc_challenge.jsonl", "lm-eval-harness-0.4.13:arc_challenge:1.0+dirmoe.1",
        "\"Question: {question}\\nAnswer:\" + \" {choices.text[i]}\""},
-      {"boolq", "boolq.jsonl", "lm-eval-harness:boolq:2.0+dirmoe.1",
+      {"boolq", "boolq.jsonl", "lm-eval-harness-0.4.13:boolq:2.0+dirmoe.1",
        "\"{passage}\\nQuestion: {question}?\\nAnswer:\" + \" no\"|\" yes\""},
-      {"hellaswag", "hellaswag.jsonl", "lm-eval-harness:hellaswag:1.0+dirmoe.1",
+      {"hellaswag", "hellaswag.jsonl", "lm-eval-harness-0.4.13:hellaswag:1.0+dirmoe.1",
        "preprocess(\"{activity_label}: {ctx_a} {ctx_b.capitalize()}\") + \" preprocess({endings[i]})\""},
-      {"lambada_openai", "lambada_openai.jsonl", "lm-eval-harness:lambada_openai:1.0+dirmoe.1",
+      {"lambada_openai", "lambada_openai.jsonl", "lm-eval-harness-0.4.13:lambada_openai:1.0+dirmoe.1",
        "\"{text without its last ' '-separated word}\" + \" {last word}\""},
-      {"piqa", "piqa.jsonl", "lm-eval-harness:piqa:1.0+dirmoe.1",
+      {"piqa", "piqa.jsonl", "lm-eval-harness-0.4.13:piqa:1.0+dirmoe.1",
        "\"Question: {goal}\\nAnswer:\" + \" {sol1}\"|\" {sol2}\""},
-      {"race", "race.jsonl", "lm-eval-harness:race:2.0+dirmoe.1",
+      {"race", "race.jsonl", "lm-eval-harness-0.4.13:race:3.0+dirmoe.2",
        "\"Article: {article}\\n\\n\" + earlier problems (\"Question: {q}\\nAnswer: {a}\\n\", or "
-       "q[-5:] + a + \"\\n\" for \"  _  .\" cloze questions) + \"{last question}\" + \" {options[i]}\""},
-      {"winogrande", "winogrande.jsonl", "lm-eval-harness:winogrande:1.0+dirmoe.1",
+       "q[:-5] + a + \"\\n\" for \"  _  .\" cloze questions) + \"{last question}\" + \" {options[i]}\""},
+      {"winogrande", "winogrande.jsonl", "lm-eval-harness-0.4.13:winogrande:1.0+dirmoe.1",
        "partial scoring: \"{sentence[:_]}{option_i}\" + \" {sentence[_+1:].strip()}\""},
-      {"openbookqa", "openbookqa.jsonl", "lm-eval-harness:openbookqa:1.0+dirmoe.1",
+      {"openbookqa", "openbookqa.jsonl", "lm-eval-harness-0.4.13:openbookqa:1.0+dirmoe.1",
        "\"{question_stem}\" + \" {choices.text[i]}\""},
-      {"sciq", "sciq.jsonl", "lm-eval-harness:sciq:1.0+dirmoe.1",
+      {"sciq", "sciq.jsonl", "lm-eval-harness-0.4.13:sciq:1.0+dirmoe.1",
        "\"{support.lstrip()}\\nQuestion: {question}\\nAnswer:\" + \" {distractor1..3 | correct_answer}\""},
   };
   return specs;

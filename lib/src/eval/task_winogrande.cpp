@@ -21,6 +21,7 @@ Task read_winogrande(const std::filesystem::path& path) {
     target = first == std::string::npos ? std::string() : target.substr(first, target.find_last_not_of(ws) - first + 1);
     TaskDoc doc;
     doc.gold = answer == "1" ? 0 : 1;
+    doc.doc_id = where.record;
     for (const std::string& option : {option1, option2}) {
       const std::string context = sentence.substr(0, blank) + option;
       doc.requests.push_back({context, " " + target});

@@ -33,6 +33,11 @@ class Tokenizer {
   int pad_id() const;
   /// The piece string of `id` (e.g. "▁the", "<0x0A>"); throws std::out_of_range for a bad id.
   std::string piece(int id) const;
+  /// The piece's score (BPE: its merge priority, higher merges first) and kind; throw
+  /// std::out_of_range for a bad id like piece().
+  float score(int id) const;
+  enum class PieceKind { kNormal, kUnknown, kControl, kUserDefined, kByte, kUnused };
+  PieceKind piece_kind(int id) const;
   const std::string& path() const { return path_; }
 
  private:

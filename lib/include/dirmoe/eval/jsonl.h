@@ -15,6 +15,9 @@ namespace dirmoe::eval {
 struct RecordLocation {
   std::string file;
   int64_t line = 0;  // 1-based line (JSONL) or element index + 1 (JSON array)
+  /// 0-based index of the record among the file's records (blank lines skipped): the row number
+  /// a dataset loader gives it, lm-eval-harness's doc_id.
+  int64_t record = 0;
   std::string str() const { return file + ":" + std::to_string(line); }
 };
 

@@ -23,6 +23,9 @@ struct TaskDoc {
   /// acc_norm divisor (`len(choice)` of doc_to_choice's strings).
   std::vector<int64_t> choice_chars;
   int64_t gold = 0;  // index of the correct request
+  /// Where the document came from: the 0-based index of its record in the task file (the harness's
+  /// doc_id), or its index among generated documents (built-in tasks).
+  int64_t doc_id = 0;
 };
 
 enum class TaskKind {
@@ -35,7 +38,7 @@ struct Task {
   std::string name;            // e.g. "arc_easy"
   TaskKind kind = TaskKind::kMultipleChoice;
   bool report_acc_norm = true; // the harness lists acc_norm for this task
-  /// Identifies the prompt format, e.g. "lm-eval-harness:arc_easy@1.0"; changes whenever our
+  /// Identifies the prompt format, e.g. "lm-eval-harness-0.4.13:arc_easy:1.0+dirmoe.1"; changes whenever our
   /// rendering of the prompt changes, so results carry what they were scored with.
   std::string prompt_version;
   std::string prompt_format;   // human-readable template, e.g. "Question: {question}\nAnswer:| {choice}"

@@ -32,6 +32,11 @@ struct TaskResult {
   /// Per document, the summed log-likelihood of each request (for reference checks and debugging).
   std::vector<std::vector<double>> loglikelihoods;
   std::vector<int64_t> predictions;              // argmax of LL per document (multiple choice)
+  /// Per document and request: every continuation token is the argmax.
+  std::vector<std::vector<bool>> is_greedy;
+  /// Per document, its contribution to "acc" and "acc_norm" (0 or 1; acc_norm empty when the task
+  /// does not report it).
+  std::vector<double> doc_acc, doc_acc_norm;
 };
 
 /// Sample std (n−1) / √n; 0 for fewer than two values.
