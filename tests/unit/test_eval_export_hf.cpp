@@ -62,6 +62,15 @@ std::vector<RouterCase> router_cases() {
     c.config.router.dirmoe.selection = "soft";
     cases.push_back(c);
   }
+  for (const std::string weights : {"all", "dispatched"}) {
+    for (const bool center : {false, true}) {
+      RouterCase c{"dirmoe weights " + weights + (center ? ", centred logits" : "") + ", step 300",
+                   tiny("dirmoe", 1), 300};
+      c.config.router.dirmoe.weights = weights;
+      c.config.router.dirmoe.center_logits = center;
+      cases.push_back(c);
+    }
+  }
   return cases;
 }
 

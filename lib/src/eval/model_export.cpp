@@ -93,7 +93,8 @@ nlohmann::json router_eval_json(const torch::nn::Module& model, const Config& co
     return {{"selection", r.dirmoe.selection},     {"tau", router->schedule().tau},
             {"a_lo", router->schedule().a_lo},     {"alpha_eps", r.dirmoe.alpha_eps},
             {"lambda_q", r.dirmoe.lambda_q},       {"theta_mix", r.dirmoe.theta_mix},
-            {"alpha_hidden", r.dirmoe.alpha_hidden}};
+            {"alpha_hidden", r.dirmoe.alpha_hidden}, {"weights", r.dirmoe.weights},
+            {"center_logits", r.dirmoe.center_logits}};
   }
   return nlohmann::json::object();  // remoe: ReLU routing has no eval-time constant
 }

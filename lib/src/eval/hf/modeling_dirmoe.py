@@ -192,7 +192,7 @@ def dirmoe_eval_route(logits_TE, alpha_lo_raw_TE, alpha_hi_raw_TE, rule):
     Inputs are the three heads' raw outputs for T tokens: gating logits ℓ (T, E) and the
     pre-softplus α_lo, α_hi heads (T, E). `rule` holds the constants of config.router_eval:
     tau (τ_z in force), a_lo (a_lo(t) in force), alpha_eps (ε), lambda_q (λ^q), theta_mix,
-    selection ("hard" | "soft").
+    selection ("hard" | "soft"), weights ("all" | "dispatched").
 
       α_lo = softplus(·) + a_lo + ε,   α_hi = α_lo + softplus(·) + ε
       z̃ = σ(ℓ/τ)                                        (no Logistic noise at eval)
@@ -200,7 +200,9 @@ def dirmoe_eval_route(logits_TE, alpha_lo_raw_TE, alpha_hi_raw_TE, rule):
       soft: every expert dispatched; z = z̃
       α^q = λ^q·(z̃·α_hi + (1−z̃)·α_lo);   θ = E[θ] = α^q / Σα^q
       θ̃ = (1−theta_mix)·θ + theta_mix/E   (when theta_mix > 0)
-      r = z ⊙ θ̃ / Σ(z ⊙ θ̃)               (renormalised over the dispatched experts)
+      weights "all":        r = z̃ ⊙ θ̃ / Σ(z̃ ⊙ θ̃) over all E (computed as a softmax of
+                            log σ(ℓ/τ) + log θ̃); a dispatched expert's weight is r_i, others 0
+      weights "dispatched": r = z ⊙ θ̃ / Σ(z ⊙ θ̃), renormalised over the dispatched experts
 
     Returns (mask_TE bool, weights_TE). This function is the only place the DirMoE rule lives.
     """
@@ -221,12 +223,16 @@ def dirmoe_eval_route(logits_TE, alpha_lo_raw_TE, alpha_hi_raw_TE, rule):
     theta_TE = alpha_q_TE / alpha_q_TE.sum(1, keepdim=True)
     if rule["theta_mix"] > 0:
         theta_TE = (1.0 - rule["theta_mix"]) * theta_TE + rule["theta_mix"] / E
+    if rule.get("weights", "dispatched") == "all":
+        r_TE = torch.softmax(F.logsigmoid(logits_TE / rule["tau"]) + torch.log(theta_TE), 1)
+        return mask_TE, r_TE * mask_TE.to(r_TE.dtype)
     masked_TE = z_TE * theta_TE
     return mask_TE, masked_TE / masked_TE.sum(1, keepdim=True)
 
 
 class DirmoeRouter(nn.Module):
-    """DirMoE's three heads: gate ℓ = x·W_ℓ + b (D → E) and a SiLU MLP (D → H) feeding the α_lo and
+    """DirMoE's three heads: gate ℓ = x·W_ℓ + b (D → E; with center_logits the token's mean of x·W_ℓ
+    over experts is subtracted before the bias) and a SiLU MLP (D → H) feeding the α_lo and
     α_hi heads (H → E). The reconstruction decoder (E → D) is a training-time term, loaded only so
     the checkpoint is complete. The rule itself is dirmoe_eval_route above."""
 
@@ -236,6 +242,9 @@ class DirmoeRouter(nn.Module):
         h = int(config.router_eval["alpha_hidden"])
         self.rule = {key: config.router_eval[key]
                      for key in ("selection", "tau", "a_lo", "alpha_eps", "lambda_q", "theta_mix")}
+        # exports written before these settings existed computed "dispatched" weights, uncentred
+        self.rule["weights"] = config.router_eval.get("weights", "dispatched")
+        self.center_logits = bool(config.router_eval.get("center_logits", False))
         self.gate = nn.Linear(d, e)
         self.alpha_hidden = nn.Linear(d, h)
         self.alpha_lo = nn.Linear(h, e)
@@ -248,7 +257,11 @@ class DirmoeRouter(nn.Module):
         def wide(t):  # half-precision head outputs are brought back to float32
             return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
-        logits_TE = wide(self.gate(x))
+        if self.center_logits:
+            linear_TE = wide(torch.matmul(x, self.gate.weight.t()))
+            logits_TE = linear_TE - linear_TE.mean(1, keepdim=True) + self.gate.bias.to(linear_TE.dtype)
+        else:
+            logits_TE = wide(self.gate(x))
         hidden_TH = F.silu(self.alpha_hidden(x))
         return dirmoe_eval_route(logits_TE, wide(self.alpha_lo(hidden_TH)), wide(self.alpha_hi(hidden_TH)), self.rule)
 
