@@ -108,7 +108,7 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   torch::Tensor scores_TE = logits_TE;
   if (is_training()) {
     torch::Tensor u_TE = noise.uniform_TE.defined() ? noise.uniform_TE.to(logits_TE.options())
-                                                    : torch::rand_like(logits_TE);
+                                                    : fresh_uniform_like(noise.key, RouterNoiseStream::selection, logits_TE);
     TORCH_CHECK(u_TE.sizes() == logits_TE.sizes(), "DirMoE: uniform noise has shape ", u_TE.sizes(),
                 ", expected ", logits_TE.sizes());
     const double tiny = std::numeric_limits<float>::epsilon();
@@ -134,7 +134,7 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   const torch::Tensor alpha_q_TE = cfg_.lambda_q * (z_soft_TE * alpha_hi_TE + (1.0 - z_soft_TE) * alpha_lo_TE);
   torch::Tensor theta_TE;
   if (is_training()) {
-    theta_TE = dirichlet_reparam(alpha_q_TE, noise.gamma_TE);
+    theta_TE = dirichlet_reparam(alpha_q_TE, gamma_draws(noise.gamma_TE, noise.key, RouterNoiseStream::gamma, alpha_q_TE));
   } else {
     theta_TE = alpha_q_TE / alpha_q_TE.sum(1, /*keepdim=*/true);
   }

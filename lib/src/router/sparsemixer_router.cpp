@@ -38,8 +38,9 @@ struct SparseMixerWeightFunction : public torch::autograd::Function<SparseMixerW
   }
 };
 
-torch::Tensor checked_noise(const torch::Tensor& given, const torch::Tensor& like, const char* what) {
-  if (!given.defined()) return torch::rand_like(like);
+torch::Tensor checked_noise(const torch::Tensor& given, const std::optional<RouterNoiseKey>& key,
+                            RouterNoiseStream stream, const torch::Tensor& like, const char* what) {
+  if (!given.defined()) return fresh_uniform_like(key, stream, like);
   TORCH_CHECK(given.sizes() == like.sizes(), "sparsemixer router: noise.", what, " must have shape ", like.sizes(),
               ", got ", given.sizes());
   return given.to(like.options());
@@ -73,7 +74,7 @@ RouterOutput SparseMixerRouterImpl::forward(const torch::Tensor& x_TD, const Rou
   torch::Tensor scale_draws_TK;
   if (training) {
     scale_draws_TK = noise.uniform_TK.defined() ? noise.uniform_TK.to(scores_TE.options())
-                                                : torch::rand({T, k_}, scores_TE.options());
+                                                : fresh_uniform(noise.key, RouterNoiseStream::scale, T, k_, scores_TE.options());
     TORCH_CHECK(scale_draws_TK.sizes() == torch::IntArrayRef({T, k_}), "sparsemixer router: noise.uniform_TK must be (",
                 T, ", ", k_, ")");
   }
@@ -101,7 +102,8 @@ RouterOutput SparseMixerRouterImpl::forward(const torch::Tensor& x_TD, const Rou
     if (training) {
       torch::NoGradGuard no_grad;
       const auto& given = round == 0 ? noise.uniform_TE : noise.extra_TE;
-      const auto u_TE = checked_noise(given, scores_TE, round == 0 ? "uniform_TE" : "extra_TE")
+      const auto stream = round == 0 ? RouterNoiseStream::selection : RouterNoiseStream::second_selection;
+      const auto u_TE = checked_noise(given, noise.key, stream, scores_TE, round == 0 ? "uniform_TE" : "extra_TE")
                             .clamp_min(std::numeric_limits<float>::min());
       const auto gumbel_TE = -torch::log(-torch::log(u_TE));
       // NOTE: masked entries are set to −∞ after adding the noise (−∞ + ∞ would be NaN).

@@ -25,7 +25,7 @@ RouterOutput TopkRouterImpl::forward(const torch::Tensor& x_TD, const RouterNois
   torch::Tensor input_TD = x_TD;
   if (is_training() && options_.jitter > 0.0) {
     const auto u_TD = noise.uniform_TD.defined() ? noise.uniform_TD.to(x_TD.options())
-                                                 : torch::rand_like(x_TD);
+                                                 : fresh_uniform_like(noise.key, RouterNoiseStream::jitter, x_TD);
     TORCH_CHECK(u_TD.sizes() == x_TD.sizes(), "topk router: noise.uniform_TD must be (T, D)");
     input_TD = x_TD * (1.0 - options_.jitter + 2.0 * options_.jitter * u_TD);
   }

@@ -5,12 +5,14 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
 #include "dirmoe/config/config.h"
+#include "dirmoe/router/router_noise_source.h"
 
 namespace dirmoe {
 
@@ -33,7 +35,8 @@ struct RouterOutput {
 
 /// Random draws a router would otherwise sample itself. Tests pass them in so that an independent
 /// reference (tests/reference/*.py) can compute the same forward and gradients. Undefined tensors
-/// mean "sample them".
+/// mean "sample them": from the counter-based source when `key` is set (training: the trainer keys
+/// every forward, router_noise_source.h), else from torch's default generator.
 struct RouterNoise {
   torch::Tensor uniform_TE;  // (T, E) U(0,1): Logistic noise (DirMoE), Gumbel/u draws (SparseMixer), jitter
   torch::Tensor gamma_TE;    // (T, E) standard Gamma(α^q) draws for DirMoE, given α^q of the forward
@@ -41,6 +44,7 @@ struct RouterNoise {
   // NOTE: fields below were added after the first three; keep new fields at the end.
   torch::Tensor uniform_TD;  // (T, D) U(0,1): multiplicative input jitter x·(1−ε+2ε·u) (topk)
   torch::Tensor uniform_TK;  // (T, k) U(0,1): per-choice draw u of SparseMixer's forward scale
+  std::optional<RouterNoiseKey> key;  // what fresh draws are keyed by (seed, draw, layer, global token)
 };
 
 /// Base of every router: a torch module with a forward over flattened tokens.
