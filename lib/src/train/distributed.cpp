@@ -11,10 +11,14 @@
 #define DIRMOE_HAVE_NCCL 1
 #endif
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <mutex>
+#include <numeric>
 
 #include <fmt/format.h>
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -31,6 +35,11 @@ struct DistributedContext::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
   std::string name = "none";
+  // What new_group needs to build a further group on the same backend.
+  c10::intrusive_ptr<c10d::ProcessGroupGloo::Options> gloo_options;
+#ifdef DIRMOE_HAVE_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL::Options> nccl_options;
+#endif
 };
 
 namespace {
@@ -98,6 +107,7 @@ std::unique_ptr<DistributedContext> DistributedContext::from_environment(const t
     ctx->impl_->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(ctx->impl_->store, static_cast<int>(rank),
                                                                        static_cast<int>(world), nccl_options);
     ctx->impl_->name = "nccl";
+    ctx->impl_->nccl_options = nccl_options;
 #else
     throw Error(
         "multi-process training on CUDA needs ProcessGroupNCCL, but this build did not find <nccl.h> and "
@@ -111,17 +121,80 @@ std::unique_ptr<DistributedContext> DistributedContext::from_environment(const t
     ctx->impl_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(ctx->impl_->store, static_cast<int>(rank),
                                                                        static_cast<int>(world), gloo_options);
     ctx->impl_->name = "gloo";
+    ctx->impl_->gloo_options = gloo_options;
   }
   return ctx;
 }
 
+std::unique_ptr<DistributedContext> DistributedContext::in_process(const std::string& name, int64_t rank, int64_t world) {
+  TORCH_CHECK(world >= 1 && rank >= 0 && rank < world, "in_process: rank ", rank, " of ", world);
+  auto ctx = std::make_unique<DistributedContext>();
+  if (world == 1) return ctx;
+  static std::mutex mutex;
+  static std::map<std::string, c10::intrusive_ptr<c10d::Store>> stores;
+  c10::intrusive_ptr<c10d::Store> store;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto& slot = stores[name];
+    if (!slot) slot = c10::make_intrusive<c10d::HashStore>();
+    store = slot;
+  }
+  ctx->rank_ = rank;
+  ctx->world_size_ = world;
+  ctx->local_rank_ = rank;
+  ctx->impl_->store = c10::make_intrusive<c10d::PrefixStore>("dirmoe/in_process", store);
+  auto gloo_options = c10d::ProcessGroupGloo::Options::create(std::chrono::minutes(5));
+  gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  ctx->impl_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(ctx->impl_->store, static_cast<int>(rank),
+                                                                     static_cast<int>(world), gloo_options);
+  ctx->impl_->name = "gloo";
+  ctx->impl_->gloo_options = gloo_options;
+  return ctx;
+}
+
+std::unique_ptr<DistributedContext> DistributedContext::new_group(const std::string& name,
+                                                                  const std::vector<int64_t>& ranks) {
+  const auto mine = std::find(ranks.begin(), ranks.end(), rank_);
+  TORCH_CHECK(mine != ranks.end(), "process group '", name, "': rank ", rank_, " is not one of its ranks");
+  TORCH_CHECK(std::is_sorted(ranks.begin(), ranks.end()) &&
+                  std::adjacent_find(ranks.begin(), ranks.end()) == ranks.end() && ranks.front() >= 0 &&
+                  ranks.back() < world_size_,
+              "process group '", name, "': ranks must be ascending, distinct and below ", world_size_);
+  auto group = std::make_unique<DistributedContext>();
+  group->rank_ = mine - ranks.begin();
+  group->world_size_ = static_cast<int64_t>(ranks.size());
+  group->local_rank_ = local_rank_;
+  group->group_name_ = name;
+  if (group->world_size_ == 1) return group;  // every collective of one process is the identity
+  group->impl_->store = c10::make_intrusive<c10d::PrefixStore>("group/" + name, impl_->store);
+  const int r = static_cast<int>(group->rank_);
+  const int n = static_cast<int>(group->world_size_);
+  if (impl_->name == "gloo") {
+    group->impl_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(group->impl_->store, r, n, impl_->gloo_options);
+    group->impl_->gloo_options = impl_->gloo_options;
+#ifdef DIRMOE_HAVE_NCCL
+  } else if (impl_->name == "nccl") {
+    group->impl_->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(group->impl_->store, r, n, impl_->nccl_options);
+    group->impl_->nccl_options = impl_->nccl_options;
+#endif
+  } else {
+    TORCH_CHECK(false, "process group '", name, "': no backend to build it on (", impl_->name, ")");
+  }
+  group->impl_->name = impl_->name;
+  return group;
+}
+
 void DistributedContext::broadcast_module(torch::nn::Module& module) {
-  if (!active()) return;
-  torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> tensors;
   for (auto& p : module.parameters()) tensors.push_back(p);
   for (auto& b : module.buffers()) tensors.push_back(b);
-  for (auto& t : tensors) {
+  broadcast_tensors(tensors);
+}
+
+void DistributedContext::broadcast_tensors(const std::vector<torch::Tensor>& tensors) {
+  if (!active()) return;
+  torch::NoGradGuard no_grad;
+  for (const auto& t : tensors) {
     std::vector<torch::Tensor> one{t.data()};
     impl_->backend->broadcast(one, c10d::BroadcastOptions{})->wait();
   }
@@ -151,7 +224,19 @@ void DistributedContext::broadcast_buffers(torch::nn::Module& module) {
 
 void DistributedContext::average_gradients(const std::vector<torch::Tensor>& parameters, int64_t bucket_bytes) {
   if (!active()) return;
+  reduce_gradients(parameters, 1.0 / static_cast<double>(world_size_), bucket_bytes);
+}
+
+void DistributedContext::reduce_gradients(const std::vector<torch::Tensor>& parameters, double scale,
+                                          int64_t bucket_bytes) {
   torch::NoGradGuard no_grad;
+  if (!active()) {
+    if (scale == 1.0) return;
+    for (const auto& p : parameters) {
+      if (p.grad().defined()) p.grad().mul_(scale);
+    }
+    return;
+  }
   // Group gradients by (device, dtype), then cut each group into buckets of ≤ bucket_bytes.
   std::map<std::string, std::vector<torch::Tensor>> groups;
   for (const auto& p : parameters) {
@@ -189,10 +274,9 @@ void DistributedContext::average_gradients(const std::vector<torch::Tensor>& par
     opts.reduceOp = c10d::ReduceOp::SUM;
     bucket.work = impl_->backend->allreduce(one, opts);
   }
-  const double inv_world = 1.0 / static_cast<double>(world_size_);
   for (auto& bucket : buckets) {
     bucket.work->wait();
-    bucket.flat.mul_(inv_world);
+    if (scale != 1.0) bucket.flat.mul_(scale);
     int64_t offset = 0;
     for (auto& g : bucket.grads) {
       const int64_t n = g.numel();
@@ -209,6 +293,45 @@ void DistributedContext::average_(torch::Tensor& values) {
   opts.reduceOp = c10d::ReduceOp::SUM;
   impl_->backend->allreduce(one, opts)->wait();
   values.div_(static_cast<double>(world_size_));
+}
+
+void DistributedContext::sum_(torch::Tensor& values) {
+  if (!active()) return;
+  std::vector<torch::Tensor> one{values};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::SUM;
+  impl_->backend->allreduce(one, opts)->wait();
+}
+
+torch::Tensor DistributedContext::all_to_all(const torch::Tensor& input, const std::vector<int64_t>& output_splits,
+                                             const std::vector<int64_t>& input_splits) {
+  TORCH_CHECK(static_cast<int64_t>(output_splits.size()) == world_size_ &&
+                  static_cast<int64_t>(input_splits.size()) == world_size_,
+              "all_to_all over '", group_name_, "': split lists need ", world_size_, " entries");
+  const int64_t rows_in = std::accumulate(input_splits.begin(), input_splits.end(), int64_t{0});
+  const int64_t rows_out = std::accumulate(output_splits.begin(), output_splits.end(), int64_t{0});
+  TORCH_CHECK(input.dim() >= 1 && input.size(0) == rows_in, "all_to_all over '", group_name_, "': input has ",
+              input.dim() >= 1 ? input.size(0) : 0, " rows, its splits sum to ", rows_in);
+  if (!active()) {
+    TORCH_CHECK(rows_out == rows_in, "all_to_all of one process: output splits ", rows_out, " != input ", rows_in);
+    return input;
+  }
+  std::vector<int64_t> sizes = input.sizes().vec();
+  sizes[0] = rows_out;
+  torch::Tensor output = torch::empty(sizes, input.options());
+  torch::Tensor in = input.contiguous();
+  std::vector<int64_t> out_splits = output_splits, in_splits = input_splits;
+  impl_->backend->alltoall_base(output, in, out_splits, in_splits, c10d::AllToAllOptions{})->wait();
+  return output;
+}
+
+torch::Tensor DistributedContext::all_gather_cat(const torch::Tensor& input) {
+  if (!active()) return input;
+  std::vector<torch::Tensor> inputs{input.contiguous()};
+  std::vector<std::vector<torch::Tensor>> outputs(1);
+  for (int64_t r = 0; r < world_size_; ++r) outputs[0].push_back(torch::empty_like(inputs[0]));
+  impl_->backend->allgather(outputs, inputs, c10d::AllgatherOptions{})->wait();
+  return torch::cat(outputs[0], 0);
 }
 
 void DistributedContext::max_(torch::Tensor& values) {

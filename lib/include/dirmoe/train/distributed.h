@@ -2,7 +2,9 @@
 // Data parallelism on LibTorch's c10d: ProcessGroupGloo on CPU, ProcessGroupNCCL on CUDA, wired
 // from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT → TCPStore).
 // Parameters are broadcast from rank 0 at start; gradients are averaged with bucketed all-reduces
-// (flattened buckets of ~bucket_bytes, all launched before the first wait).
+// (flattened buckets of ~bucket_bytes, all launched before the first wait). Subgroups (new_group)
+// are further c10d process groups over a prefix of the same store; expert parallelism
+// (expert_parallel.h) builds its groups with them. Every operation is one of c10d's own.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,6 +29,16 @@ class DistributedContext {
   /// Throws dirmoe::Error naming the variable that is missing or malformed.
   static std::unique_ptr<DistributedContext> from_environment(const torch::Device& device);
 
+  /// Rank `rank` of `world` processes that are threads of this process, meeting in an in-memory
+  /// store named `name` (Gloo over loopback; tests and benchmarks of the collectives). Every thread
+  /// calls it with the same name and world.
+  static std::unique_ptr<DistributedContext> in_process(const std::string& name, int64_t rank, int64_t world);
+
+  /// A process group over `ranks` (world ranks, ascending) on the same backend; this process must be one
+  /// of them, and every one of them calls new_group with the same `name` and ranks (no other
+  /// process takes part). The group's rank() is the position in `ranks`.
+  std::unique_ptr<DistributedContext> new_group(const std::string& name, const std::vector<int64_t>& ranks);
+
   int64_t rank() const { return rank_; }
   int64_t world_size() const { return world_size_; }
   int64_t local_rank() const { return local_rank_; }
@@ -37,11 +49,24 @@ class DistributedContext {
 
   /// Copies every parameter and buffer of rank 0 to all ranks.
   void broadcast_module(torch::nn::Module& module);
+  /// Copies the tensors of rank 0 to all ranks, in place.
+  void broadcast_tensors(const std::vector<torch::Tensor>& tensors);
   /// Copies the module's buffers of rank 0 to all ranks (controller state such as ReMoE's λ).
   void broadcast_buffers(torch::nn::Module& module);
   /// Replaces each gradient by its mean over ranks. Gradients are packed into flat buckets of at
   /// most `bucket_bytes` per dtype/device; all buckets are launched, then waited for.
   void average_gradients(const std::vector<torch::Tensor>& parameters, int64_t bucket_bytes = 25 << 20);
+  /// Replaces each gradient by `scale` times its sum over ranks (bucketed as average_gradients). A
+  /// single-process group only scales.
+  void reduce_gradients(const std::vector<torch::Tensor>& parameters, double scale, int64_t bucket_bytes = 25 << 20);
+  /// In-place sum over ranks.
+  void sum_(torch::Tensor& values);
+  /// All-to-all of rows (c10d alltoall_base): rows [Σ_{q<p} input_splits[q], +input_splits[p]) of
+  /// `input` go to rank p; the result holds output_splits[p] rows from each rank p, rank 0's first.
+  torch::Tensor all_to_all(const torch::Tensor& input, const std::vector<int64_t>& output_splits,
+                           const std::vector<int64_t>& input_splits);
+  /// Every rank's `input` (same shape on all), concatenated along dim 0 in rank order, on every rank.
+  torch::Tensor all_gather_cat(const torch::Tensor& input);
   /// In-place mean over ranks of a float tensor (for logged metrics).
   void average_(torch::Tensor& values);
   /// In-place max over ranks.
@@ -54,6 +79,7 @@ class DistributedContext {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  std::string group_name_ = "world";
   int64_t rank_ = 0;
   int64_t world_size_ = 1;
   int64_t local_rank_ = 0;
