@@ -80,6 +80,17 @@ void DirmoeRouterImpl::update_controller() {
   n_measured_ = 0;
 }
 
+torch::Tensor DirmoeRouterImpl::controller_measurement() const {
+  if (n_measured_ == 0) return {};
+  return selected_sum_ / static_cast<double>(n_measured_);
+}
+
+void DirmoeRouterImpl::set_controller_measurement(const torch::Tensor& mean) {
+  if (!mean.defined()) return;
+  selected_sum_ = mean.detach().reshape({}).to(torch::kFloat64);
+  n_measured_ = 1;
+}
+
 RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNoise& noise) {
   TORCH_CHECK(x_TD.dim() == 2, "DirMoE router expects x of shape (T, D), got ", x_TD.sizes());
   const int64_t e = n_experts_;

@@ -30,15 +30,16 @@ RouterOutput RemoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNoi
   auto logits_TE = torch::matmul(x_TD, weight.t());
   logits_TE = logits_TE.to(at::promote_types(logits_TE.scalar_type(), torch::kFloat32));
   const auto relu_TE = torch::relu(logits_TE);
-  const int64_t T = relu_TE.size(0);
 
   RouterOutput out;
   out.dispatch_mask_TE = relu_TE > 0;
   out.weights_TE = relu_TE;
 
-  const auto active_count_E = out.dispatch_mask_TE.to(relu_TE.scalar_type()).sum(0);  // Σ_t 1[R_te>0]
-  const auto l1 = static_cast<double>(n_experts_) / (static_cast<double>(T) * T * k_) *
-                  (relu_TE.sum(0) * active_count_E).sum();
+  // E/(T²k)·Σ_e (Σ_t R_te)(Σ_t 1[R_te>0]) written with the two means over tokens, each over the global
+  // batch when it is split over processes (batch_mean.h)
+  const auto active_frac_E = global_batch_mean(out.dispatch_mask_TE.to(relu_TE.scalar_type()).mean(0));
+  const auto l1 = static_cast<double>(n_experts_) / static_cast<double>(k_) *
+                  (global_batch_mean(relu_TE.mean(0)) * active_frac_E).sum();
   out.aux_losses["remoe_l1"] = lambda.to(l1.scalar_type()) * l1;
 
   torch::NoGradGuard no_grad;

@@ -128,7 +128,7 @@ RouterOutput SparseMixerRouterImpl::forward(const torch::Tensor& x_TD, const Rou
   out.weights_TE = weights_TE;
   out.dispatch_mask_TE = mask_TE;
   out.aux_losses["sparsemixer_balance"] =
-      options_.balance_coef * switch_balance_loss(torch::softmax(scores_TE, /*dim=*/1), mask_TE, k_);
+      options_.balance_coef * switch_balance_loss(torch::softmax(scores_TE, /*dim=*/1), mask_TE, k_, batch_reducer());
   torch::NoGradGuard no_grad;
   out.metrics["active_experts"] = torch::full({}, static_cast<double>(k_), scores_TE.options().dtype(torch::kFloat32));
   out.metrics["load_cv"] = dispatch_load_cv(mask_TE);

@@ -43,7 +43,7 @@ RouterOutput TopkRouterImpl::forward(const torch::Tensor& x_TD, const RouterNois
       torch::zeros(probs_TE.sizes(), probs_TE.options().dtype(torch::kBool)).scatter(1, top_idx_TK, true);
 
   out.aux_losses["topk_balance"] =
-      options_.balance_coef * switch_balance_loss(probs_TE, out.dispatch_mask_TE, k_);
+      options_.balance_coef * switch_balance_loss(probs_TE, out.dispatch_mask_TE, k_, batch_reducer());
   out.aux_losses["topk_z"] = options_.z_loss_coef * torch::logsumexp(logits_TE, /*dim=*/1).pow(2).mean();
 
   torch::NoGradGuard no_grad;

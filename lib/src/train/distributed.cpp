@@ -357,6 +357,21 @@ std::vector<std::string> DistributedContext::gather_to_main(const std::string& m
   return out;
 }
 
+namespace {
+class ProcessBatchMean : public BatchMeanReducer {
+ public:
+  explicit ProcessBatchMean(DistributedContext& dist) : dist_(dist) {}
+  void mean_(torch::Tensor& values) override { dist_.average_(values); }
+
+ private:
+  DistributedContext& dist_;
+};
+}  // namespace
+
+std::shared_ptr<BatchMeanReducer> make_batch_mean_reducer(DistributedContext& dist) {
+  return std::make_shared<ProcessBatchMean>(dist);
+}
+
 void DistributedContext::barrier() {
   if (!active()) return;
   // A tiny all-reduce is a barrier every backend implements the same way.

@@ -42,6 +42,8 @@ class DirmoeRouterImpl : public RouterImpl {
   RouterOutput forward(const torch::Tensor& x_TD, const RouterNoise& noise = {}) override;
   void set_step(int64_t step) override;
   void update_controller() override;
+  torch::Tensor controller_measurement() const override;
+  void set_controller_measurement(const torch::Tensor& mean) override;
   std::string name() const override { return "dirmoe"; }
 
   /// The schedule values forward() uses now.

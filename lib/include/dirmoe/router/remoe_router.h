@@ -36,6 +36,10 @@ class RemoeRouterImpl : public RouterImpl {
   torch::Tensor measured_sparsity() const;
   /// Replaces the pending measurement by `sparsity` (a 0-dim tensor), as one forward would.
   void set_measured_sparsity(const torch::Tensor& sparsity);
+  torch::Tensor controller_measurement() const override { return measured_sparsity(); }
+  void set_controller_measurement(const torch::Tensor& mean) override {
+    if (mean.defined()) set_measured_sparsity(mean);
+  }
 
   torch::Tensor weight;  // (E, D) gate projection, R = ReLU(x·weightᵀ); no bias
   torch::Tensor lambda;  // () buffer: current L1 coefficient λ (float64)

@@ -12,6 +12,7 @@
 #include <torch/types.h>
 
 #include "dirmoe/config/config.h"
+#include "dirmoe/router/batch_mean.h"
 #include "dirmoe/router/router_noise_source.h"
 
 namespace dirmoe {
@@ -58,8 +59,26 @@ class RouterImpl : public torch::nn::Module {
   /// Controllers updated from the last training forward (ReMoE's λ). Called once per step after
   /// the optimiser step. State that must be checkpointed lives in registered buffers.
   virtual void update_controller() {}
+  /// The controller's measurement since the last update_controller() (ReMoE's mean sparsity,
+  /// DirMoE's mean selected experts), a scalar; undefined when there is none. With several
+  /// processes the trainer replaces it by its mean over them before update_controller(), so that
+  /// every process moves the controller as one process over the whole batch would.
+  virtual torch::Tensor controller_measurement() const { return {}; }
+  virtual void set_controller_measurement(const torch::Tensor& /*mean*/) {}
+  /// With the batch split over processes: where the means of batch-level losses meet (batch_mean.h).
+  /// Null (the default): this forward's tokens are the whole batch.
+  void set_batch_mean_reducer(std::shared_ptr<BatchMeanReducer> reducer) { batch_reducer_ = std::move(reducer); }
   /// Router name as in config ("topk", "remoe", "sparsemixer", "dirmoe").
   virtual std::string name() const = 0;
+
+ protected:
+  /// A mean over this forward's tokens, taken over the global batch (batch_mean.h); the identity in
+  /// one process. Routers wrap the means their batch-level losses are made of.
+  torch::Tensor global_batch_mean(const torch::Tensor& local) const { return batch_mean(batch_reducer_.get(), local); }
+  BatchMeanReducer* batch_reducer() const { return batch_reducer_.get(); }
+
+ private:
+  std::shared_ptr<BatchMeanReducer> batch_reducer_;
 };
 
 /// Builds the router selected by `config.router.type` for a layer of width d_model.

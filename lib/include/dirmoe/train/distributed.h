@@ -13,6 +13,8 @@
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
+#include "dirmoe/router/batch_mean.h"
+
 namespace dirmoe {
 
 class DistributedContext {
@@ -84,5 +86,8 @@ class DistributedContext {
   int64_t world_size_ = 1;
   int64_t local_rank_ = 0;
 };
+
+/// The processes of `dist` as the routers' BatchMeanReducer (an all-reduce mean); `dist` must outlive it.
+std::shared_ptr<BatchMeanReducer> make_batch_mean_reducer(DistributedContext& dist);
 
 }  // namespace dirmoe
