@@ -15,7 +15,7 @@ namespace dirmoe {
 // Field lists: one line per struct keeps JSON names identical to the C++ field names.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModelConfig, vocab_size, d_model, n_layers, n_heads, n_kv_heads,
                                                 d_ff, seq_len, n_experts, n_experts_active, capacity_factor,
-                                                rope_theta, norm_eps, init_std)
+                                                expert_parallel, rope_theta, norm_eps, init_std)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TopkRouterConfig, renormalize, balance_coef, z_loss_coef, jitter)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RemoeRouterConfig, lambda_init, lambda_factor)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SparseMixerRouterConfig, jitter_eps, balance_coef)
@@ -298,6 +298,10 @@ void Config::validate() const {
   need(m.n_experts_active >= 1 && m.n_experts_active <= m.n_experts,
        fmt::format("model.n_experts_active must be in [1, model.n_experts={}]", m.n_experts));
   need(m.capacity_factor >= 0.0, "model.capacity_factor must be >= 0 (0 = dropless)");
+  need(m.expert_parallel >= 1 && m.n_experts % m.expert_parallel == 0,
+       fmt::format("model.expert_parallel ({}) must be >= 1 and divide model.n_experts ({}); set it to one of the "
+                   "divisors of n_experts (1 = every process holds every expert)",
+                   m.expert_parallel, m.n_experts));
   need(m.init_std > 0.0 && m.norm_eps > 0.0 && m.rope_theta > 0.0,
        "model.init_std, model.norm_eps and model.rope_theta must be positive");
 

@@ -75,6 +75,22 @@ void DecoderImpl::update_controllers() {
   for (auto& block : blocks_) block->moe->router().update_controller();
 }
 
+void DecoderImpl::set_batch_mean_reducer(const std::shared_ptr<BatchMeanReducer>& reducer) {
+  for (auto& block : blocks_) block->moe->router().set_batch_mean_reducer(reducer);
+}
+
+void DecoderImpl::set_noise_key(const RouterNoiseKey& key) {
+  for (auto& block : blocks_) block->moe->set_noise_key(key);
+}
+
+std::vector<torch::Tensor> DecoderImpl::shard_experts(const std::shared_ptr<ExpertExchange>& exchange) {
+  std::vector<torch::Tensor> sharded;
+  for (auto& block : blocks_) {
+    for (auto& p : block->moe->shard_experts(exchange)) sharded.push_back(p);
+  }
+  return sharded;
+}
+
 ParameterCounts DecoderImpl::parameter_counts() const {
   ParameterCounts counts;
   counts.embedding = tok_embedding.numel();

@@ -49,12 +49,27 @@ MoeLayerImpl::MoeLayerImpl(const Config& config, int64_t layer_index, std::share
       "experts", SwigluExperts(config.model.n_experts, config.model.d_model, config.model.d_ff, config.model.init_std));
 }
 
+void MoeLayerImpl::set_noise_key(const RouterNoiseKey& key) {
+  noise_key_ = key;
+  noise_key_->layer = layer_index_;
+}
+
+std::vector<torch::Tensor> MoeLayerImpl::shard_experts(std::shared_ptr<ExpertExchange> exchange) {
+  TORCH_CHECK(!expert_parallel_, "MoeLayer ", layer_index_, ": experts are sharded already");
+  auto dispatch = std::make_unique<ExpertParallelDispatch>(std::move(exchange), n_experts_);
+  std::vector<torch::Tensor> params = dispatch->shard(*experts_);
+  expert_parallel_ = std::move(dispatch);
+  return params;
+}
+
 MoeLayerOutput MoeLayerImpl::forward(const torch::Tensor& x_TD, RoutingStatsSink* sink) {
   TORCH_CHECK(x_TD.dim() == 2, "MoeLayer expects (T, D) tokens");
   const int64_t n_tokens = x_TD.size(0);
 
   // 1. route
-  RouterOutput routed = router_->forward(x_TD);
+  RouterNoise noise;
+  noise.key = noise_key_;
+  RouterOutput routed = router_->forward(x_TD, noise);
   const torch::Tensor& mask_TE = routed.dispatch_mask_TE;
   const torch::Tensor& weights_TE = routed.weights_TE;
   TORCH_CHECK(mask_TE.sizes() == torch::IntArrayRef({n_tokens, n_experts_}) && weights_TE.sizes() == mask_TE.sizes(),
@@ -83,7 +98,12 @@ MoeLayerOutput MoeLayerImpl::forward(const torch::Tensor& x_TD, RoutingStatsSink
   const torch::Tensor x_ND = x_TD.index_select(0, plan.token_N);
 
   // 3. experts
-  const torch::Tensor y_ND = experts_->forward(x_ND, plan.tokens_per_expert_E);
+  const torch::Tensor y_ND =
+      expert_parallel_ ? expert_parallel_->forward(x_ND, plan.tokens_per_expert_E,
+                                                   [this](const torch::Tensor& x_RD, const torch::Tensor& counts_L) {
+                                                     return experts_->forward(x_RD, counts_L);
+                                                   })
+                       : experts_->forward(x_ND, plan.tokens_per_expert_E);
 
   // 4. combine
   const torch::Tensor weight_N = weights_TE.reshape({-1}).index_select(0, plan.token_N * n_experts_ + plan.expert_N);

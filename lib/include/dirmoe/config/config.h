@@ -27,6 +27,10 @@ struct ModelConfig {
   int64_t n_experts = 8;         // E
   int64_t n_experts_active = 1;  // k: expected active experts per token, the compute-parity target
   double capacity_factor = 0.0;  // 0: dropless; >0: per-expert capacity = cf·T·k/E, overflow dropped
+  // Expert parallelism N: each of N processes holds E/N experts of every layer and tokens reach them by
+  // all-to-all (docs/parallel.md); N divides n_experts and the number of processes. 1: every process
+  // holds every expert (plain data parallel). A run's checkpoints hold the full model whatever N was.
+  int64_t expert_parallel = 1;
   double rope_theta = 10000.0;
   double norm_eps = 1e-5;
   double init_std = 0.01;        // normal init of every weight matrix

@@ -57,6 +57,13 @@ class DecoderImpl : public torch::nn::Module {
   void set_step(int64_t step);
   /// Updates every router's controller after an optimiser step (ReMoE λ).
   void update_controllers();
+  /// Batch-level router losses over the global batch (batch_mean.h): every router gets `reducer`.
+  void set_batch_mean_reducer(const std::shared_ptr<BatchMeanReducer>& reducer);
+  /// Keys the router noise of the following training forwards (each layer adds its index).
+  void set_noise_key(const RouterNoiseKey& key);
+  /// Expert parallelism: every layer keeps this process's E/N experts and exchanges rows through
+  /// `exchange` (MoeLayerImpl::shard_experts). Returns every sharded parameter, layer 0 first.
+  std::vector<torch::Tensor> shard_experts(const std::shared_ptr<ExpertExchange>& exchange);
 
   ParameterCounts parameter_counts() const;
   const Config& config() const { return config_; }

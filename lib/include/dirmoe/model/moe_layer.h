@@ -4,18 +4,23 @@
 //   dispatch: the (token, expert) pairs of the mask sorted by expert (token order inside each
 //             expert), tokens_per_expert_E; with a capacity factor cf > 0 each expert keeps its first
 //             C = ceil(cf·T·k/E) tokens and the overflow pairs are dropped (counted);
-//   experts:  E SwiGLU experts over the sorted rows (grouped GEMM on CUDA, a loop elsewhere);
+//   experts:  E SwiGLU experts over the sorted rows (grouped GEMM on CUDA, a loop elsewhere); with
+//             expert parallelism the rows first travel to the processes holding their experts and
+//             back (expert_parallel_dispatch.h);
 //   combine:  y_t = Σ_{(t,e) dispatched} weights_TE[t,e]·E_e(x_t)  (weighted scatter-add).
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
 #include "dirmoe/config/config.h"
+#include "dirmoe/model/expert_parallel_dispatch.h"
 #include "dirmoe/model/swiglu_experts.h"
 #include "dirmoe/router/router.h"
 
@@ -60,6 +65,15 @@ class MoeLayerImpl : public torch::nn::Module {
   /// x_TD: (T, D) flattened tokens. `sink` (optional) receives the detached mask and weights.
   MoeLayerOutput forward(const torch::Tensor& x_TD, RoutingStatsSink* sink = nullptr);
 
+  /// Keys the router noise of the following forwards (training): `key` with this layer's index.
+  void set_noise_key(const RouterNoiseKey& key);
+  /// Expert parallelism: keeps this process's E/N experts (the exchange's rank r holds experts
+  /// [r·E/N, (r+1)·E/N)) and sends the dispatched rows through `exchange` from now on. Returns the
+  /// expert parameters, now holding only their shard.
+  std::vector<torch::Tensor> shard_experts(std::shared_ptr<ExpertExchange> exchange);
+  /// The expert-parallel dispatch, or null when this process holds every expert.
+  const ExpertParallelDispatch* expert_parallel() const { return expert_parallel_.get(); }
+
   RouterImpl& router() { return *router_; }
   const RouterImpl& router() const { return *router_; }
   const SwigluExperts& experts() const { return experts_; }
@@ -72,6 +86,8 @@ class MoeLayerImpl : public torch::nn::Module {
   int64_t n_experts_;
   int64_t n_active_;
   double capacity_factor_;
+  std::optional<RouterNoiseKey> noise_key_;
+  std::unique_ptr<ExpertParallelDispatch> expert_parallel_;
 };
 TORCH_MODULE(MoeLayer);
 
