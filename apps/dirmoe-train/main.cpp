@@ -1,6 +1,7 @@
 // dirmoe-train: train one config.
 //   dirmoe-train --config FILE --out DIR [--set a.b=v ...] [--resume]
-//   torchrun --no-python --nproc-per-node N dirmoe-train ...   (data parallel, c10d)
+//   torchrun --no-python --nproc-per-node N dirmoe-train ...   (data parallel, c10d; with
+//     --set model.expert_parallel=N the experts are sharded over N processes, docs/parallel.md)
 // Exit codes: 0 finished, or stopped cleanly by SIGINT/SIGTERM after writing a checkpoint;
 // 1 error (message on stderr); 2 usage; 3 a loss term became NaN/Inf (the last good checkpoint is kept).
 #include <unistd.h>
@@ -52,9 +53,9 @@ int main(int argc, char** argv) {
     const int64_t local_rank = local_rank_env ? std::atoll(local_rank_env) : 0;
     const torch::Device device = dirmoe::resolve_train_device(config.train, local_rank);
 
-    // Data first: its manifest fixes model.vocab_size when the config leaves it at 0.
-    dirmoe::TrainingData data = dirmoe::open_training_data(config);
     auto dist = dirmoe::DistributedContext::from_environment(device);
+    // Data before the model: its manifest fixes model.vocab_size when the config leaves it at 0.
+    dirmoe::TrainingData data = dirmoe::open_training_data(config, dist->world_size());
     const std::filesystem::path out(out_dir);
     if (dist->is_main()) {
       dirmoe::ensure_directory(out);
@@ -75,9 +76,12 @@ int main(int argc, char** argv) {
     io.log = &std::cerr;
     io.log_is_tty = ::isatty(STDERR_FILENO) != 0;
     if (dist->is_main()) {
-      std::cerr << fmt::format("dirmoe-train: router {} | {} process(es) ({}) | device {} | vocab {} | out {}\n",
-                               config.router.type, dist->world_size(), dist->backend_name(), device.str(),
-                               config.model.vocab_size, out.string());
+      std::cerr << fmt::format("dirmoe-train: router {} | {} process(es) ({}){} | device {} | vocab {} | out {}\n",
+                               config.router.type, dist->world_size(), dist->backend_name(),
+                               config.model.expert_parallel > 1
+                                   ? fmt::format(", experts over {} per group", config.model.expert_parallel)
+                                   : std::string(),
+                               device.str(), config.model.vocab_size, out.string());
     }
     dirmoe::Trainer trainer(config, dirmoe::make_trainable(decoder), std::move(data.train), std::move(data.validation), io);
     const dirmoe::TrainResult result = trainer.run();

@@ -32,7 +32,7 @@ constexpr uint64_t kValidationSeedOffset = 0x76616c6964ULL;  // "valid"
 
 }  // namespace
 
-TrainingData open_training_data(Config& config) {
+TrainingData open_training_data(Config& config, int64_t processes) {
   const std::filesystem::path dir(config.data.dir);
   if (!std::filesystem::exists(dir / "manifest.json")) {
     throw DataError(fmt::format("data.dir = \"{}\": no token shards there (manifest.json is missing). Build them "
@@ -54,7 +54,7 @@ TrainingData open_training_data(Config& config) {
   if (config.train.eval_every > 0 && config.train.eval_batches > 0) {
     data::WindowSampler validation(dataset.split("validation"), seq_len, config.train.seed + kValidationSeedOffset);
     for (int64_t i = 0; i < config.train.eval_batches; ++i) {
-      out.validation.push_back(validation.next_batch(config.train.batch_size));
+      out.validation.push_back(validation.next_batch(config.train.batch_size * processes));
     }
   }
   return out;

@@ -17,6 +17,24 @@ class DecoderTrainable : public TrainableModel {
   void set_routing_sink(RoutingStatsSink* sink) override { sink_ = sink; }
   void set_step(int64_t step) override { decoder_->set_step(step); }
   void update_controllers() override { decoder_->update_controllers(); }
+  std::vector<torch::Tensor> controller_measurements() const override {
+    std::vector<torch::Tensor> out;
+    for (const auto& block : decoder_->blocks()) out.push_back(block->moe->router().controller_measurement());
+    return out;
+  }
+  void set_controller_measurements(const std::vector<torch::Tensor>& means) override {
+    const auto& blocks = decoder_->blocks();
+    TORCH_CHECK(means.size() == blocks.size(), "controller measurements: ", means.size(), " for ", blocks.size(),
+                " layers");
+    for (size_t l = 0; l < blocks.size(); ++l) blocks[l].ptr()->moe.ptr()->router().set_controller_measurement(means[l]);
+  }
+  void set_noise_key(const RouterNoiseKey& key) override { decoder_->set_noise_key(key); }
+  void set_batch_mean_reducer(const std::shared_ptr<BatchMeanReducer>& reducer) override {
+    decoder_->set_batch_mean_reducer(reducer);
+  }
+  std::vector<torch::Tensor> shard_experts(const std::shared_ptr<ExpertExchange>& exchange) override {
+    return decoder_->shard_experts(exchange);
+  }
   std::optional<double> flops_per_token(const std::vector<double>& active_experts_per_layer) const override {
     const ModelConfig& model = decoder_->config().model;
     const int64_t router_per_layer = counts_.router / std::max<int64_t>(1, model.n_layers);

@@ -23,6 +23,52 @@ AutocastScope::~AutocastScope() {
   at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype_);
 }
 
+namespace {
+
+/// The step's routing figures over the global batch: one all-reduce of E[k]/W, dropped pairs and
+/// tokens per expert (in place in `r`).
+void reduce_routing_figures(TrainStepResult& r, DistributedContext& dist) {
+  torch::NoGradGuard no_grad;
+  if (!r.active_experts_L.defined()) return;
+  const int64_t L = r.active_experts_L.size(0);
+  std::vector<torch::Tensor> parts{r.active_experts_L / static_cast<double>(dist.world_size()), r.dropped_L};
+  std::vector<int64_t> sizes{L, L};
+  for (const auto& tpe : r.tokens_per_expert_L) {
+    if (!tpe.defined()) continue;
+    parts.push_back(tpe.reshape({-1}));
+    sizes.push_back(tpe.numel());
+  }
+  torch::Tensor packed = torch::cat(parts);
+  dist.sum_(packed);
+  const std::vector<torch::Tensor> back = packed.split_with_sizes(sizes);
+  r.active_experts_L = back[0];
+  r.dropped_L = back[1];
+  size_t i = 2;
+  for (auto& tpe : r.tokens_per_expert_L) {
+    if (tpe.defined()) tpe = back[i++].view_as(tpe);
+  }
+}
+
+/// Replaces each router's controller measurement by its mean over ranks, so that every rank moves
+/// ReMoE's λ or DirMoE's λ_s from the whole batch (equal rows per rank: the mean of the means).
+void average_controller_measurements(TrainableModel& model, DistributedContext& dist) {
+  std::vector<torch::Tensor> measured = model.controller_measurements();
+  std::vector<torch::Tensor> parts;
+  for (const auto& m : measured) {
+    if (m.defined()) parts.push_back(m.detach().reshape({1}).to(torch::kFloat64));
+  }
+  if (parts.empty()) return;
+  torch::Tensor packed = torch::cat(parts);
+  dist.average_(packed);
+  int64_t i = 0;
+  for (auto& m : measured) {
+    if (m.defined()) m = packed[i++].to(m.scalar_type());
+  }
+  model.set_controller_measurements(measured);
+}
+
+}  // namespace
+
 TrainStepResult train_step(int64_t step_index, TrainableModel& model, torch::optim::Optimizer& optimizer,
                            const std::vector<torch::Tensor>& params, BatchSource& source, DistributedContext& dist,
                            const TrainStepOptions& o) {
@@ -49,6 +95,9 @@ TrainStepResult train_step(int64_t step_index, TrainableModel& model, torch::opt
     const int64_t t = std::min<int64_t>(o.seq_len, batch.size(1) - 1);
     const torch::Tensor inputs_BT = batch.narrow(1, 0, t);
     const torch::Tensor targets_BT = batch.narrow(1, 1, t);
+
+    // Global token index of this rank's first token: rows r·B.. of the global batch of W·B.
+    model.set_noise_key(RouterNoiseKey{o.seed, step_index * A + micro, /*layer=*/0, dist.rank() * B * t});
 
     DecoderOutput out;
     {
@@ -98,9 +147,16 @@ TrainStepResult train_step(int64_t step_index, TrainableModel& model, torch::opt
     }
   }
 
-  dist.average_gradients(params);
-  r.grad_norm = clip_grad_norm(params, o.grad_clip);
+  if (W > 1) reduce_routing_figures(r, dist);
+  if (o.expert_parallel != nullptr) {
+    o.expert_parallel->reduce_gradients(params);
+    r.grad_norm = o.expert_parallel->clip_grad_norm(params, o.grad_clip);
+  } else {
+    dist.average_gradients(params);
+    r.grad_norm = clip_grad_norm(params, o.grad_clip);
+  }
   optimizer.step();
+  if (W > 1) average_controller_measurements(model, dist);
   model.update_controllers();
   // Controllers (ReMoE's λ) follow rank 0 so that every replica routes with the same state.
   if (W > 1) dist.broadcast_buffers(model.module());

@@ -18,8 +18,10 @@
 #include "dirmoe/core/device.h"
 #include "dirmoe/stats/routing_report.h"
 #include "dirmoe/stats/routing_stats_accumulator.h"
+#include "dirmoe/stats/routing_stats_merge.h"
 #include "dirmoe/stats/routing_time_series.h"
 #include "dirmoe/train/checkpoint.h"
+#include "dirmoe/train/expert_parallel.h"
 #include "dirmoe/train/load_tracker.h"
 #include "dirmoe/train/lr_schedule.h"
 #include "dirmoe/train/optimizer.h"
@@ -69,6 +71,7 @@ struct Trainer::State {
   TrainerIo io;
   std::unique_ptr<DistributedContext> own_dist;
   DistributedContext* dist = nullptr;
+  std::unique_ptr<ExpertParallel> ep;  // model.expert_parallel > 1: the expert shards and their groups
   torch::Device device = torch::kCPU;
   bool bf16 = false;
   std::unique_ptr<torch::optim::AdamW> optimizer;
@@ -146,7 +149,17 @@ Trainer::Trainer(Config config, std::shared_ptr<TrainableModel> model, std::uniq
   torch::nn::Module& module = s.model->module();
   module.to(s.device);
   module.train();
-  s.dist->broadcast_module(module);
+  if (s.config.model.expert_parallel > 1) {
+    // NOTE: every process built the full model from the same seed; each now keeps its shard, so the
+    // experts start exactly as in a single process.
+    s.ep = std::make_unique<ExpertParallel>(*s.dist, s.config.model.expert_parallel, s.config.model.n_experts);
+    s.ep->shard(*s.model);
+    s.ep->broadcast(module);
+  } else {
+    s.dist->broadcast_module(module);
+  }
+  // Batch-level router losses (balance losses, ReMoE's L1) over the global batch, as in one process.
+  if (s.dist->active()) s.model->set_batch_mean_reducer(make_batch_mean_reducer(*s.dist));
   s.optimizer = make_optimizer(module, train);
   for (auto& p : module.parameters()) {
     if (p.requires_grad()) s.params.push_back(p);
@@ -170,9 +183,14 @@ Trainer::Trainer(Config config, std::shared_ptr<TrainableModel> model, std::uniq
         continue;
       }
       const nlohmann::json& meta = file.meta;
-      const nlohmann::json now = config_to_json(s.config);
+      nlohmann::json now = config_to_json(s.config);
+      nlohmann::json then = meta.at("config");
+      // How the experts are spread over processes is not part of the model: a checkpoint holds them all.
+      for (nlohmann::json* c : {&now, &then}) {
+        if (c->contains("model")) c->at("model").erase("expert_parallel");
+      }
       for (const char* section : {"model", "router"}) {
-        if (meta.at("config").at(section) != now.at(section)) {
+        if (then.at(section) != now.at(section)) {
           throw ConfigError(fmt::format("{}: --resume with a different '{}' config than the checkpoint's; resume "
                                         "with the run's own config.json or start a new --out directory",
                                         it->string(), section));
@@ -180,12 +198,33 @@ Trainer::Trainer(Config config, std::shared_ptr<TrainableModel> model, std::uniq
       }
       const int64_t ckpt_world = meta.at("world_size").get<int64_t>();
       if (ckpt_world != s.dist->world_size()) {
-        throw ConfigError(fmt::format("{}: written by {} process(es), resumed with {}; exact resume needs the same "
-                                      "number of processes",
-                                      it->string(), ckpt_world, s.dist->world_size()));
+        // Another number of processes continues the run exactly when the global batch is the same:
+        // every process draws the global batch and keeps its rows, and the router noise is keyed by
+        // global token index.
+        const nlohmann::json& then_train = meta.at("config").at("train");
+        const int64_t then_batch = then_train.at("batch_size").get<int64_t>();
+        const int64_t then_accum = then_train.at("grad_accum").get<int64_t>();
+        const int64_t now_world = s.dist->world_size();
+        if (then_batch * ckpt_world != train.batch_size * now_world || then_accum != train.grad_accum) {
+          throw ConfigError(fmt::format(
+              "{}: written by {} process(es) with train.batch_size = {} and train.grad_accum = {} ({} sequences per "
+              "micro-batch over all processes), resumed by {} with train.batch_size = {} and train.grad_accum = {}; "
+              "to continue the run exactly, keep the global batch: set train.batch_size = {} (it must divide evenly) "
+              "and train.grad_accum = {}",
+              it->string(), ckpt_world, then_batch, then_accum, then_batch * ckpt_world, now_world, train.batch_size,
+              train.grad_accum, static_cast<double>(then_batch * ckpt_world) / static_cast<double>(now_world),
+              then_accum));
+        }
       }
-      load_model_payload(module, file.payload, it->string());
-      load_optimizer_payload(*s.optimizer, file.payload, it->string());
+      auto load_payload = [&] {
+        load_model_payload(module, file.payload, it->string());
+        load_optimizer_payload(*s.optimizer, file.payload, it->string());
+      };
+      if (s.ep) {
+        s.ep->load_full_model(s.optimizer.get(), load_payload);
+      } else {
+        load_payload();
+      }
       s.step = meta.at("step").get<int64_t>();
       s.tokens = meta.at("tokens").get<int64_t>();
       const nlohmann::json& tr = meta.at("trainer");
@@ -197,7 +236,11 @@ Trainer::Trainer(Config config, std::shared_ptr<TrainableModel> model, std::uniq
       s.flops_known = tr.value("flops_known", true);
       s.parity.restore(tr.at("parity"));
       s.load.restore(tr.value("load", nlohmann::json::object()));
-      const nlohmann::json& mine = meta.at("ranks").at(static_cast<size_t>(s.dist->rank()));
+      // Every rank's sampler is at the same place (each draws the global batch); a resume with more
+      // processes than wrote the checkpoint takes rank 0's states for the new ones.
+      const nlohmann::json& ranks = meta.at("ranks");
+      const size_t r = static_cast<size_t>(s.dist->rank()) < ranks.size() ? static_cast<size_t>(s.dist->rank()) : 0;
+      const nlohmann::json& mine = ranks.at(r);
       s.source->restore(mine.at("sampler"));
       restore_rng_state(mine.at("rng"));
       s.last_ckpt = *it;
@@ -239,8 +282,14 @@ double Trainer::validation_loss() {
   torch::Tensor sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(s.device));
   int64_t count = 0;
   const int64_t T = s.config.model.seq_len;
+  const int64_t W = s.dist->world_size();
   for (const auto& batch_cpu : s.val_batches) {
-    const torch::Tensor batch = batch_cpu.to(s.device);
+    // With W processes each scores its share of the rows and the sums are added up: the same
+    // windows and the same loss as one process, at 1/W of the work each.
+    TORCH_CHECK(batch_cpu.size(0) % W == 0, "validation batch of ", batch_cpu.size(0), " rows for ", W,
+                " processes: the rows must divide evenly");
+    const int64_t share = batch_cpu.size(0) / W;
+    const torch::Tensor batch = batch_cpu.narrow(0, s.dist->rank() * share, share).to(s.device);
     const int64_t t = std::min<int64_t>(T, batch.size(1) - 1);
     const torch::Tensor inputs_BT = batch.narrow(1, 0, t);
     const torch::Tensor targets_BT = batch.narrow(1, 1, t);
@@ -258,6 +307,12 @@ double Trainer::validation_loss() {
   }
   module.train();
   restore_rng_state(rng);
+  if (W > 1) {
+    torch::Tensor totals = torch::stack({sum, torch::full({}, static_cast<double>(count), sum.options())});
+    s.dist->sum_(totals);
+    sum = totals[0];
+    count = static_cast<int64_t>(totals[1].item<double>());
+  }
   return sum.item<double>() / static_cast<double>(count);
 }
 
@@ -287,7 +342,7 @@ TrainResult Trainer::run() {
     } else {
       rank_states = {mine.dump()};
     }
-    if (!s.main()) return;
+    auto write_on_main = [&] {
     nlohmann::json ranks = nlohmann::json::array();
     for (const auto& r : rank_states) ranks.push_back(nlohmann::json::parse(r));
     nlohmann::json meta = {
@@ -309,6 +364,13 @@ TrainResult Trainer::run() {
         {"ranks", ranks},
     };
     write_checkpoint_file(path, meta, save_training_payload(module, s.optimizer.get()));
+    };
+    // With sharded experts rank 0 writes the full model, gathered from expert-parallel group 0.
+    if (s.ep) {
+      s.ep->with_full_model(s.optimizer.get(), write_on_main);
+    } else if (s.main()) {
+      write_on_main();
+    }
   };
 
   auto check_finite = [&]() {
@@ -352,15 +414,19 @@ TrainResult Trainer::run() {
         which, at_step, s.dist->rank(), fmt::join(all_at_step, ", "), s.step, where));
   };
 
+  // Every process records its own rows; rank 0 adds the others' counts and writes the file.
+  if (train.stats_every > 0 && !s.stats_acc) {
+    RoutingStatsOptions so;
+    so.n_layers = s.config.model.n_layers;
+    so.n_experts = s.config.model.n_experts;
+    s.stats_acc = std::make_unique<RoutingStatsAccumulator>(so);
+  }
   if (s.main() && train.stats_every > 0 && !s.stats_writer) {
     // A resumed run starts a new file beside the first one instead of truncating it.
     auto path = s.io.out_dir / "routing_train.h5";
     if (s.step > 0 && std::filesystem::exists(path))
       path = s.io.out_dir / fmt::format("routing_train_from_step_{:08d}.h5", s.step);
-    RoutingStatsOptions so;
-    so.n_layers = s.config.model.n_layers;
-    so.n_experts = s.config.model.n_experts;
-    s.stats_acc = std::make_unique<RoutingStatsAccumulator>(so);
+    const RoutingStatsOptions& so = s.stats_acc->options();
     s.stats_writer = std::make_unique<RoutingTimeSeriesWriter>(
         path, so.n_layers, so.n_experts,
         RoutingTimeSeriesAttrs{{"router", s.config.router.type},
@@ -378,7 +444,7 @@ TrainResult Trainer::run() {
   while (s.step < train.max_steps) {
     const auto step_t0 = Clock::now();
     const int64_t index = s.step;  // 0-based index of the step being run
-    const bool stats_now = s.stats_writer != nullptr && is_every(index + 1, train.stats_every);
+    const bool stats_now = s.stats_acc != nullptr && is_every(index + 1, train.stats_every);
     if (stats_now) s.model->set_routing_sink(s.stats_acc.get());
     const double lr = learning_rate_at(index, train);
     TrainStepOptions step_options;
@@ -389,6 +455,8 @@ TrainResult Trainer::run() {
     step_options.grad_clip = train.grad_clip;
     step_options.bf16 = s.bf16;
     step_options.device = s.device;
+    step_options.seed = train.seed;
+    step_options.expert_parallel = s.ep.get();
     const TrainStepResult r = train_step(index, *s.model, *s.optimizer, s.params, *s.source, *s.dist, step_options);
     TORCH_CHECK(r.active_experts_L.size(0) == s.n_layers, "model returned ", r.active_experts_L.size(0),
                 " layer metrics, config.model.n_layers = ", s.n_layers);
@@ -403,8 +471,16 @@ TrainResult Trainer::run() {
     ++s.step;
     if (stats_now) {
       s.model->set_routing_sink(nullptr);
-      s.stats_writer->append(s.step, s.stats_acc->snapshot());
+      RoutingStatsSnapshot snapshot = s.stats_acc->snapshot();
       s.stats_acc->reset();
+      if (s.dist->active()) {
+        const std::vector<std::string> all =
+            s.dist->gather_to_main(routing_stats_counts_to_json(snapshot).dump(), fmt::format("stats_{}", s.step));
+        for (size_t r = 1; r < all.size(); ++r) {
+          add_routing_stats(snapshot, routing_stats_counts_from_json(nlohmann::json::parse(all[r])));
+        }
+      }
+      if (s.stats_writer) s.stats_writer->append(s.step, snapshot);
     }
     const int64_t step_tokens = B * A * W * T;
     s.tokens += step_tokens;
@@ -527,7 +603,9 @@ TrainResult Trainer::run() {
 
     double val_loss = std::numeric_limits<double>::quiet_NaN();
     bool improved = false;
-    if (eval_now && s.main()) {
+    // Every process scores its share of the validation rows (validation_loss adds them up), so all
+    // agree on the loss and on best.ckpt.
+    if (eval_now) {
       val_loss = validation_loss();
       s.last_val = val_loss;
       if (std::isfinite(val_loss) && val_loss < s.best_val) {
@@ -583,7 +661,7 @@ TrainResult Trainer::run() {
           std::filesystem::rename(tmp, s.ckpt_dir / "best.ckpt");
         }
       }
-    } else if (improved && s.main()) {
+    } else if (improved) {
       write_checkpoint(s.ckpt_dir / "best.ckpt", /*all_ranks=*/false);
     }
     window_start = Clock::now();
@@ -616,6 +694,7 @@ TrainResult Trainer::run() {
         {"max_steps", train.max_steps},
         {"tokens", s.tokens},
         {"world_size", W},
+        {"expert_parallel", s.ep ? s.ep->size() : 1},
         {"device", s.device.str()},
         {"precision", s.bf16 ? "bf16-autocast" : "fp32"},
         {"tokens_per_s", s.train_seconds > 0 ? static_cast<double>(s.tokens) / s.train_seconds : 0.0},

@@ -13,12 +13,14 @@ namespace dirmoe {
 
 struct TrainingData {
   std::unique_ptr<BatchSource> train;     // random windows of the "train" split (seed train.seed)
-  std::vector<torch::Tensor> validation;  // train.eval_batches × (batch_size, seq_len+1), fixed windows
+  std::vector<torch::Tensor> validation;  // train.eval_batches × (batch_size·processes, seq_len+1), fixed windows
 };
 
 /// Opens config.data.dir. Sets config.model.vocab_size from the manifest when it is 0 (and
 /// refuses a vocab_size smaller than the tokenizer's). Throws DataError naming the directory and
-/// saying to run `dirmoe-data build` when it holds no shards.
-TrainingData open_training_data(Config& config);
+/// saying to run `dirmoe-data build` when it holds no shards. The validation batches have the
+/// global batch's rows (train.batch_size × `processes`), so that every number of processes with the
+/// same global batch scores the same windows (the trainer gives each process its share of rows).
+TrainingData open_training_data(Config& config, int64_t processes = 1);
 
 }  // namespace dirmoe

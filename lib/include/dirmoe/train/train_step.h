@@ -17,6 +17,7 @@
 
 #include "dirmoe/train/batch_source.h"
 #include "dirmoe/train/distributed.h"
+#include "dirmoe/train/expert_parallel.h"
 #include "dirmoe/train/trainable_model.h"
 
 namespace dirmoe {
@@ -44,9 +45,14 @@ struct TrainStepOptions {
   double grad_clip = 1.0;    // global L2 norm; 0: no clipping
   bool bf16 = false;         // bf16 autocast (CUDA)
   torch::Device device = torch::kCPU;
+  uint64_t seed = 0;         // train.seed: keys the router noise (router_noise_source.h)
+  /// Sharded experts (null: every process holds every expert): their gradient reduction and norm.
+  ExpertParallel* expert_parallel = nullptr;
 };
 
 /// The figures of one step, device tensors (float32 unless noted), averaged over micro-batches.
+/// With several processes the routing figures are those of the whole global batch, as one process
+/// would measure them: E[k] averaged over processes, dropped pairs and tokens per expert summed.
 struct TrainStepResult {
   torch::Tensor lm_loss;                                   // ()
   std::map<std::string, torch::Tensor> aux_losses;         // () each, coefficients applied
@@ -59,7 +65,10 @@ struct TrainStepResult {
 
 /// Runs step `step_index` (0-based). `params` are the trainable parameters (gradients averaged
 /// over `dist`'s ranks and clipped); with W > 1 ranks every rank draws the global batch of W·B
-/// windows and keeps its own rows. The model's routing sink, if any, sees the forwards.
+/// windows and keeps its own rows. Each micro-batch's router noise is keyed by (options.seed,
+/// step·grad_accum + micro-batch, the global index of this rank's first token), so that it does not
+/// depend on W. The routers' controller measurements are averaged over ranks before their update.
+/// The model's routing sink, if any, sees the forwards.
 TrainStepResult train_step(int64_t step_index, TrainableModel& model, torch::optim::Optimizer& optimizer,
                            const std::vector<torch::Tensor>& params, BatchSource& source, DistributedContext& dist,
                            const TrainStepOptions& options);

@@ -28,6 +28,18 @@ class TrainableModel {
   virtual void set_step(int64_t /*step*/) {}
   /// Router controllers after the optimiser step.
   virtual void update_controllers() {}
+  /// The routers' controller measurements since the last update (one scalar per router, undefined
+  /// where a router has none); the trainer replaces them by their means over processes before
+  /// update_controllers() (RouterImpl::controller_measurement).
+  virtual std::vector<torch::Tensor> controller_measurements() const { return {}; }
+  virtual void set_controller_measurements(const std::vector<torch::Tensor>& /*means*/) {}
+  /// Batch-level router losses over the global batch when it is split over processes (batch_mean.h).
+  virtual void set_batch_mean_reducer(const std::shared_ptr<BatchMeanReducer>& /*reducer*/) {}
+  /// Keys the router noise of the following training forwards (router_noise_source.h).
+  virtual void set_noise_key(const RouterNoiseKey& /*key*/) {}
+  /// Expert parallelism: shards the model's experts over `exchange`'s processes and returns the
+  /// sharded parameters; empty when the model has no experts to shard.
+  virtual std::vector<torch::Tensor> shard_experts(const std::shared_ptr<ExpertExchange>& /*exchange*/) { return {}; }
   /// Training FLOPs per token (forward + backward) at the measured E[active experts] of each
   /// layer; nullopt when the model has no calculator.
   virtual std::optional<double> flops_per_token(const std::vector<double>& /*active_experts_per_layer*/) const {

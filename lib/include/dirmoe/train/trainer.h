@@ -65,7 +65,8 @@ class Trainer {
  public:
   /// `model` is moved to the device, broadcast from rank 0, and given an optimiser. With
   /// io.resume the newest valid checkpoint in out_dir/checkpoints is loaded (none: a fresh start).
-  /// `validation_batches`: fixed (B, T+1) windows for the validation loss (may be empty).
+  /// `validation_batches`: fixed (rows, T+1) windows for the validation loss (may be empty); with W
+  /// processes each scores its share of the rows (rows divisible by W), and the loss is over all of them.
   Trainer(Config config, std::shared_ptr<TrainableModel> model, std::unique_ptr<BatchSource> train_batches,
           std::vector<torch::Tensor> validation_batches, TrainerIo io);
   ~Trainer();
@@ -75,7 +76,8 @@ class Trainer {
   TrainResult run();
 
   int64_t step() const;
-  /// Mean validation LM loss over the validation batches (rank 0's view; no gradient).
+  /// Mean validation LM loss over the validation batches (no gradient). With several processes every
+  /// one must call it: each scores its share and the sums are all-reduced.
   double validation_loss();
 
  private:
