@@ -11,6 +11,8 @@ Figures (each states configuration, threads, device and git revision):
      measured in the same run, goal >= 0.50 at d_model 512
   5. dirmoe-eval validation-perplexity tokens/s and dirmoe-data build MB/s
   6. peak memory (RSS; CUDA max allocated) of each configuration's training process
+  7. expert parallel vs data parallel: the train step of 2 processes × 1 thread (torchrun, Gloo) with
+     the experts sharded over both against every expert on each, at d512 on CPU (the all-to-all's cost)
 
 Sizes are chosen so that the whole run takes about 5–8 minutes on 2 cores (see --scales, --repeats).
 """
@@ -148,6 +150,28 @@ def eval_throughput(scale, args, work, data_dir):
             "batch_size": s["batch"], "seq_len": s["seq_len"], "data": data_dir}
 
 
+def figure_parallel(args, scale):
+    """Figure 7: bench_parallel under torchrun, 2 processes × 1 thread; both configurations in the
+    same processes, their steps interleaved."""
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    cmd = [torchrun, "--standalone", "--nnodes", "1", "--nproc-per-node", "2", "--no-python",
+           os.path.join(BIN, "bench_parallel"), "--scale", scale, "--threads", "1", "--repeats", str(args.repeats)]
+    return run_json(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def parallel_rows(p):
+    m = p["model"]
+    conf = (f"{p['scale']}: D={m['d_model']} L={m['n_layers']} F={m['d_ff']} E={m['n_experts']} k={m['k']} "
+            f"B={p['batch_per_process']}×{m['seq_len']} per process, {p['processes']} processes × "
+            f"{p['threads_per_process']} thread ({p['backend']})")
+    dp, ep = p["data_parallel"], p["expert_parallel"]
+    return [("7", "train step, expert parallel / data parallel", conf,
+             f"{p['ep_over_dp']:.3f}× ({ep['step_seconds']:.2f} s vs {dp['step_seconds']:.2f} s)", "", None),
+            ("7", "all-to-all time per expert-parallel step", conf,
+             f"{ep['all_to_all_seconds']:.3f} s ({100 * ep['all_to_all_seconds'] / ep['step_seconds']:.1f}% of the step; "
+             f"{p['all_to_all_calls_per_step']} calls, {p['all_to_all_rows_per_step']} rows sent per process)", "", None)]
+
+
 def mib(b):
     return None if b is None else b / 2**20
 
@@ -214,6 +238,8 @@ def build_rows(res):
         rows.append(("5", "dirmoe-data build MB/s", f"{d['source']} ({d['input_bytes'] / 1e6:.2f} MB, vocab {d['vocab_size']})",
                      f"{d['mb_per_s']:.2f} MB/s ({d['seconds']:.1f} s)" +
                      (f"; encoding alone {d['encode_mb_per_s']:.2f} MB/s" if d.get("encode_mb_per_s") else ""), "", None))
+    if "parallel" in res:
+        rows += parallel_rows(res["parallel"])
     rows.sort(key=lambda r: r[0])
     return rows
 
@@ -241,6 +267,7 @@ def main():
     p.add_argument("--data", default=os.environ.get("DIRMOE_BENCH_DATA", "data/default"))
     p.add_argument("--eval-tokens", type=int, default=65536)
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    p.add_argument("--parallel-scale", default="d512", help="scale of figure 7 (CPU only); empty: skip it")
     args = p.parse_args()
     import torch  # only for the device probe and the version
 
@@ -269,6 +296,8 @@ def main():
                 log(f"no corpus at {data_dir} (build it with `make demo` or set DIRMOE_BENCH_DATA): eval figure skipped")
             res["scales"][scale] = sc
         res["data_build"] = data_build(args, work, data_dir)
+        if args.device == "cpu" and args.parallel_scale:
+            res["parallel"] = figure_parallel(args, args.parallel_scale)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res["environment"]["seconds"] = time.perf_counter() - t_start
