@@ -186,7 +186,11 @@ TEST_CASE("expert parallel: a sharded MoE layer equals the single-process layer"
 }
 
 TEST_CASE("expert parallel: a decoder step and its checkpoint equal the single-process ones", "[train][expert_parallel]") {
-  const int64_t W = 2;
+  // W processes, experts over N of them: W = N (one group), and W = 2N (two groups, each shard
+  // held twice: its gradient is summed over its copies).
+  const auto [W, N] = GENERATE(std::make_pair(int64_t{2}, int64_t{2}), std::make_pair(int64_t{4}, int64_t{2}));
+  INFO("W " << W << ", N " << N);
+  const int64_t rows = 4 / W;
   Config c;
   c.model.vocab_size = 32;
   c.model.d_model = 16;
@@ -202,15 +206,19 @@ TEST_CASE("expert parallel: a decoder step and its checkpoint equal the single-p
   c.router.dirmoe.alpha_hidden = 8;
   c.train.lr = 1e-2;
   c.train.weight_decay = 0.1;
+  // float64: AdamW's first step moves each weight by about ±lr whatever the size of its gradient, so
+  // float32 rounding of near-zero gradients would flip a few signs between the two runs.
   auto make_model = [&] {
     torch::manual_seed(31);
-    return make_trainable(Decoder(c));
+    auto m = make_trainable(Decoder(c));
+    m->module().to(torch::kFloat64);
+    return m;
   };
   torch::manual_seed(32);
   const torch::Tensor batch = torch::randint(0, 32, {4, 9}, torch::kInt64);
   auto loss_of = [](TrainableModel& m, const torch::Tensor& rows) {
     const DecoderOutput out = m.forward(rows.narrow(1, 0, 8));
-    torch::Tensor loss = torch::nn::functional::cross_entropy(out.logits_BTV.reshape({-1, 32}),
+    torch::Tensor loss = torch::nn::functional::cross_entropy(out.logits_BTV.reshape({-1, 32}).to(torch::kFloat64),
                                                               rows.narrow(1, 1, 8).reshape({-1}));
     for (const auto& [n, v] : out.aux_losses) loss = loss + v;
     return loss;
@@ -226,22 +234,23 @@ TEST_CASE("expert parallel: a decoder step and its checkpoint equal the single-p
   const double ref_norm = clip_grad_norm(ref_params, clip).item<double>();
   ref_opt->step();
 
-  std::vector<std::shared_ptr<TrainableModel>> models = {make_model(), make_model()};
+  std::vector<std::shared_ptr<TrainableModel>> models;
+  for (int64_t r = 0; r < W; ++r) models.push_back(make_model());
   std::vector<double> norms(W);
   std::string payload;
   std::vector<std::map<std::string, torch::Tensor>> reloaded(W);
   const std::string name = fresh_group_name("decoder");
   run_ranks(W, [&](int64_t r) {
     auto world = DistributedContext::in_process(name, r, W);
-    ExpertParallel ep(*world, W, c.model.n_experts);
+    ExpertParallel ep(*world, N, c.model.n_experts);
     TrainableModel& model = *models[r];
     model.module().train();
     ep.shard(model);
     ep.broadcast(model.module());
     auto opt = make_optimizer(model.module(), c.train);
     std::vector<torch::Tensor> params = model.module().parameters();
-    model.set_noise_key({7, 0, 0, r * 2 * 8});  // rows 2r, 2r+1 of the global batch
-    loss_of(model, batch.narrow(0, 2 * r, 2)).backward();
+    model.set_noise_key({7, 0, 0, r * rows * 8});  // its rows of the global batch
+    loss_of(model, batch.narrow(0, r * rows, rows)).backward();
     ep.reduce_gradients(params);
     norms[r] = ep.clip_grad_norm(params, clip).item<double>();
     opt->step();
@@ -259,8 +268,7 @@ TEST_CASE("expert parallel: a decoder step and its checkpoint equal the single-p
       reloaded[r][p.key()] = (p.value().detach() - before.at(p.key())).abs().max();
     }
   });
-  CHECK(std::abs(norms[0] - ref_norm) / ref_norm < 1e-5);
-  CHECK(norms[0] == norms[1]);
+  for (int64_t r = 0; r < W; ++r) CHECK(std::abs(norms[r] - ref_norm) / ref_norm < 1e-6);  // the norms are summed in float32
 
   // The gathered checkpoint loads into a single-process model and optimiser: it is the reference's.
   auto loaded = make_model();
@@ -270,7 +278,7 @@ TEST_CASE("expert parallel: a decoder step and its checkpoint equal the single-p
   const auto ref_named = reference->module().named_parameters();
   for (const auto& p : loaded->module().named_parameters()) {
     INFO(p.key());
-    CHECK(rel_diff(p.value(), ref_named[p.key()]) < 1e-5);
+    CHECK(rel_diff(p.value(), ref_named[p.key()]) < 1e-7);
   }
   auto& ref_state = ref_opt->state();
   auto& loaded_state = loaded_opt->state();
@@ -282,8 +290,9 @@ TEST_CASE("expert parallel: a decoder step and its checkpoint equal the single-p
     REQUIRE(ib != loaded_state.end());
     const auto* a = static_cast<torch::optim::AdamWParamState*>(ia->second.get());
     const auto* b = static_cast<torch::optim::AdamWParamState*>(ib->second.get());
-    CHECK(rel_diff(b->exp_avg(), a->exp_avg()) < 1e-4);
-    CHECK(rel_diff(b->exp_avg_sq(), a->exp_avg_sq()) < 1e-4);
+    // the moments carry the clipping coefficient, whose norm is summed in float32
+    CHECK(rel_diff(b->exp_avg(), a->exp_avg()) < 1e-6);
+    CHECK(rel_diff(b->exp_avg_sq(), a->exp_avg_sq()) < 1e-6);
   }
   for (int64_t r = 0; r < W; ++r) {
     for (const auto& [key, diff] : reloaded[r]) {
