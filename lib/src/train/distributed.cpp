@@ -62,6 +62,19 @@ int64_t env_int(const char* name, int64_t fallback) {
   }
 }
 
+/// The network device Gloo binds to: GLOO_SOCKET_IFNAME's interface when set; loopback when the
+/// master is on this host by that name (torchrun --standalone); else the address this host's name
+/// resolves to. NOTE: binding to MASTER_ADDR itself only works on the master's host, so a run
+/// across hosts needs one of the last two.
+std::shared_ptr<::gloo::transport::Device> gloo_device(const std::string& master_addr) {
+  const std::string ifname = env_or("GLOO_SOCKET_IFNAME", "");
+  if (!ifname.empty()) return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
+  if (master_addr == "localhost" || master_addr == "127.0.0.1") {
+    return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+  }
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+
 }  // namespace
 
 DistributedContext::DistributedContext() : impl_(std::make_unique<Impl>()) {}
@@ -116,8 +129,7 @@ std::unique_ptr<DistributedContext> DistributedContext::from_environment(const t
 #endif
   } else {
     auto gloo_options = c10d::ProcessGroupGloo::Options::create(std::chrono::minutes(30));
-    gloo_options->devices.push_back(
-        c10d::ProcessGroupGloo::createDeviceForHostname(addr == "localhost" ? "127.0.0.1" : addr));
+    gloo_options->devices.push_back(gloo_device(addr));
     ctx->impl_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(ctx->impl_->store, static_cast<int>(rank),
                                                                        static_cast<int>(world), gloo_options);
     ctx->impl_->name = "gloo";
