@@ -343,27 +343,27 @@ TrainResult Trainer::run() {
       rank_states = {mine.dump()};
     }
     auto write_on_main = [&] {
-    nlohmann::json ranks = nlohmann::json::array();
-    for (const auto& r : rank_states) ranks.push_back(nlohmann::json::parse(r));
-    nlohmann::json meta = {
-        {"format_version", kCheckpointFormatVersion},
-        {"step", s.step},
-        {"tokens", s.tokens},
-        {"config", config_to_json(s.config)},
-        {"git_revision", git_revision()},
-        {"world_size", W},
-        {"trainer",
-         {{"best_val_loss", finite_or_null(s.best_val)},
-          {"best_step", s.best_step},
-          {"last_val_loss", finite_or_null(s.last_val)},
-          {"train_seconds", s.train_seconds},
-          {"total_flops", s.total_flops},
-          {"flops_known", s.flops_known},
-          {"parity", s.parity.state()},
-          {"load", s.load.state()}}},
-        {"ranks", ranks},
-    };
-    write_checkpoint_file(path, meta, save_training_payload(module, s.optimizer.get()));
+      nlohmann::json ranks = nlohmann::json::array();
+      for (const auto& r : rank_states) ranks.push_back(nlohmann::json::parse(r));
+      nlohmann::json meta = {
+          {"format_version", kCheckpointFormatVersion},
+          {"step", s.step},
+          {"tokens", s.tokens},
+          {"config", config_to_json(s.config)},
+          {"git_revision", git_revision()},
+          {"world_size", W},
+          {"trainer",
+           {{"best_val_loss", finite_or_null(s.best_val)},
+            {"best_step", s.best_step},
+            {"last_val_loss", finite_or_null(s.last_val)},
+            {"train_seconds", s.train_seconds},
+            {"total_flops", s.total_flops},
+            {"flops_known", s.flops_known},
+            {"parity", s.parity.state()},
+            {"load", s.load.state()}}},
+          {"ranks", ranks},
+      };
+      write_checkpoint_file(path, meta, save_training_payload(module, s.optimizer.get()));
     };
     // With sharded experts rank 0 writes the full model, gathered from expert-parallel group 0.
     if (s.ep) {
