@@ -2,9 +2,115 @@
 
 #include <vector>
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 namespace dirmoe {
+namespace {
+
+/// SwiGLU experts over consecutive row segments (segment e: counts[e] rows for expert e) as one
+/// autograd node. With a_NF = silu(h_NF) ⊙ u_NF, h = x·W_gate[e], u = x·W_up[e], y = a·W_down[e]
+/// per segment, the backward is, per segment,
+///   da = g·W_down[e]ᵀ,   dW_down[e] = aᵀ·g,
+///   du = da ⊙ silu(h),   dh = da ⊙ u ⊙ silu'(h),
+///   dW_gate[e] = xᵀ·dh,  dW_up[e] = xᵀ·du,   dx = dh·W_gate[e]ᵀ + du·W_up[e]ᵀ.
+/// Every product goes straight into a row block of one buffer (or the expert's slice of the
+/// weight gradient) with mm_out: no per-expert outputs to concatenate, no gradients to stack.
+class SwigluSegments : public torch::autograd::Function<SwigluSegments> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_ND,
+                               const torch::Tensor& w_gate_EDF, const torch::Tensor& w_up_EDF,
+                               const torch::Tensor& w_down_EFD, const std::vector<int64_t>& counts) {
+    const torch::Tensor x = x_ND.contiguous();
+    const int64_t n_rows = x.size(0), d_ff = w_gate_EDF.size(2), d_model = w_down_EFD.size(2);
+    const torch::Tensor h_NF = torch::empty({n_rows, d_ff}, x.options());
+    const torch::Tensor u_NF = torch::empty({n_rows, d_ff}, x.options());
+    const torch::Tensor y_ND = torch::empty({n_rows, d_model}, x.options());
+    for_each_segment(counts, [&](int64_t e, int64_t start, int64_t n) {
+      mm_into(h_NF.narrow(0, start, n), x.narrow(0, start, n), w_gate_EDF[e]);
+      mm_into(u_NF.narrow(0, start, n), x.narrow(0, start, n), w_up_EDF[e]);
+    });
+    const torch::Tensor s_NF = torch::silu(h_NF);
+    const torch::Tensor a_NF = s_NF * u_NF;
+    for_each_segment(counts, [&](int64_t e, int64_t start, int64_t n) {
+      mm_into(y_ND.narrow(0, start, n), a_NF.narrow(0, start, n), w_down_EFD[e]);
+    });
+    ctx->save_for_backward({x, w_gate_EDF, w_up_EDF, w_down_EFD, h_NF, s_NF, u_NF, a_NF});
+    ctx->saved_data["counts"] = counts;
+    return y_ND;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const std::vector<int64_t> counts = ctx->saved_data["counts"].toIntVector();
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &x = saved[0], &w_gate = saved[1], &w_up = saved[2], &w_down = saved[3];
+    const torch::Tensor &h_NF = saved[4], &s_NF = saved[5], &u_NF = saved[6], &a_NF = saved[7];
+    const torch::Tensor g_ND = grad_outputs[0].contiguous();
+
+    torch::Tensor da_NF = torch::empty_like(h_NF);
+    torch::Tensor grad_down;
+    if (ctx->needs_input_grad(3)) grad_down = zero_unused(torch::empty_like(w_down), counts);
+    for_each_segment(counts, [&](int64_t e, int64_t start, int64_t n) {
+      const torch::Tensor g = g_ND.narrow(0, start, n);
+      mm_into(da_NF.narrow(0, start, n), g, w_down[e].t());
+      if (grad_down.defined()) mm_into(grad_down[e], a_NF.narrow(0, start, n).t(), g);
+    });
+    const torch::Tensor du_NF = da_NF * s_NF;
+    const torch::Tensor dh_NF = at::silu_backward(da_NF.mul_(u_NF), h_NF);
+
+    torch::Tensor grad_x, grad_gate, grad_up;
+    if (ctx->needs_input_grad(0)) grad_x = torch::empty_like(x);
+    if (ctx->needs_input_grad(1)) grad_gate = zero_unused(torch::empty_like(w_gate), counts);
+    if (ctx->needs_input_grad(2)) grad_up = zero_unused(torch::empty_like(w_up), counts);
+    for_each_segment(counts, [&](int64_t e, int64_t start, int64_t n) {
+      const torch::Tensor x_e = x.narrow(0, start, n);
+      const torch::Tensor dh = dh_NF.narrow(0, start, n), du = du_NF.narrow(0, start, n);
+      if (grad_gate.defined()) mm_into(grad_gate[e], x_e.t(), dh);
+      if (grad_up.defined()) mm_into(grad_up[e], x_e.t(), du);
+      if (grad_x.defined()) {
+        mm_into(grad_x.narrow(0, start, n), dh, w_gate[e].t()).addmm_(du, w_up[e].t());
+      }
+    });
+    return {grad_x, grad_gate, grad_up, grad_down, torch::Tensor()};
+  }
+
+ private:
+  /// out = a·b into the existing `out` (a view into a larger buffer); returns it.
+  static torch::Tensor mm_into(torch::Tensor out, const torch::Tensor& a, const torch::Tensor& b) {
+    at::mm_out(out, a, b);
+    return out;
+  }
+
+  /// The gradient slices of experts without rows are 0 (the others are written whole).
+  static torch::Tensor zero_unused(torch::Tensor grad_E, const std::vector<int64_t>& counts) {
+    for (size_t e = 0; e < counts.size(); ++e) {
+      if (counts[e] == 0) grad_E[static_cast<int64_t>(e)].zero_();
+    }
+    return grad_E;
+  }
+
+  /// fn(e, first row, rows) for every expert with rows.
+  template <typename Fn>
+  static void for_each_segment(const std::vector<int64_t>& counts, Fn&& fn) {
+    int64_t start = 0;
+    for (size_t e = 0; e < counts.size(); ++e) {
+      if (counts[e] > 0) fn(static_cast<int64_t>(e), start, counts[e]);
+      start += counts[e];
+    }
+  }
+};
+
+std::vector<int64_t> host_counts(const torch::Tensor& tokens_per_expert_E, int64_t n_rows) {
+  const torch::Tensor counts_E = tokens_per_expert_E.to(torch::kCPU, torch::kInt64).contiguous();
+  std::vector<int64_t> counts(counts_E.data_ptr<int64_t>(), counts_E.data_ptr<int64_t>() + counts_E.numel());
+  int64_t total = 0;
+  for (int64_t n : counts) total += n;
+  TORCH_CHECK(total == n_rows, "experts: tokens_per_expert sums to ", total, " but x has ", n_rows, " rows");
+  return counts;
+}
+
+}  // namespace
 
 torch::Tensor swiglu(const torch::Tensor& x_ND, const torch::Tensor& w_gate_DF, const torch::Tensor& w_up_DF,
                      const torch::Tensor& w_down_FD) {
@@ -20,17 +126,24 @@ SwigluExpertsImpl::SwigluExpertsImpl(int64_t n_experts, int64_t d_model, int64_t
 torch::Tensor SwigluExpertsImpl::forward(const torch::Tensor& x_ND, const torch::Tensor& tokens_per_expert_E) {
   TORCH_CHECK(x_ND.dim() == 2 && x_ND.size(1) == w_gate.size(1), "experts: x must be (N, D)");
   TORCH_CHECK(tokens_per_expert_E.numel() == w_gate.size(0), "experts: tokens_per_expert must have E entries");
-  if (x_ND.is_cuda() && grouped_gemm_) return forward_grouped(x_ND, tokens_per_expert_E);
+  // NOTE: the grouped GEMM computes in bf16, so it serves bf16 training (autocast, or bf16
+  // inputs); an fp32 run on CUDA (train.precision = "fp32") keeps its experts in fp32.
+  const bool bf16_compute =
+      x_ND.scalar_type() == torch::kBFloat16 || at::autocast::is_autocast_enabled(at::kCUDA);
+  if (x_ND.is_cuda() && grouped_gemm_ && bf16_compute) return forward_grouped(x_ND, tokens_per_expert_E);
+  if (x_ND.is_cpu() && fused_) return forward_fused(x_ND, tokens_per_expert_E);
   return forward_loop(x_ND, tokens_per_expert_E);
 }
 
+torch::Tensor SwigluExpertsImpl::forward_fused(const torch::Tensor& x_ND, const torch::Tensor& tokens_per_expert_E) {
+  const std::vector<int64_t> counts = host_counts(tokens_per_expert_E, x_ND.size(0));
+  const auto dtype = x_ND.scalar_type();
+  return SwigluSegments::apply(x_ND, w_gate.to(dtype), w_up.to(dtype), w_down.to(dtype), counts);
+}
+
 torch::Tensor SwigluExpertsImpl::forward_loop(const torch::Tensor& x_ND, const torch::Tensor& tokens_per_expert_E) {
-  const torch::Tensor counts_E = tokens_per_expert_E.to(torch::kCPU, torch::kInt64).contiguous();
-  const std::vector<int64_t> counts(counts_E.data_ptr<int64_t>(), counts_E.data_ptr<int64_t>() + counts_E.numel());
-  int64_t total = 0;
-  for (int64_t n : counts) total += n;
-  TORCH_CHECK(total == x_ND.size(0), "experts: tokens_per_expert sums to ", total, " but x has ", x_ND.size(0), " rows");
-  if (total == 0) return torch::zeros({0, w_down.size(2)}, x_ND.options());
+  const std::vector<int64_t> counts = host_counts(tokens_per_expert_E, x_ND.size(0));
+  if (x_ND.size(0) == 0) return torch::zeros({0, w_down.size(2)}, x_ND.options());
   // NOTE: split/unbind rather than narrow/select: their backward is one cat/stack, where narrow and
   // select would each materialise a zero gradient of the whole input.
   const std::vector<torch::Tensor> x_parts = x_ND.split_with_sizes(counts, 0);
