@@ -57,7 +57,7 @@ namespace {
 }
 
 struct EvalOptions {
-  std::string checkpoint, tasks, task_dir, data, out, device = "auto";
+  std::string checkpoint, tasks, task_dir, data, out, items, device = "auto";
   std::vector<std::string> overrides;
 };
 
@@ -118,6 +118,7 @@ int run_eval(const EvalOptions& opt) {
   report["device"] = device.str();
   report["config"] = config_to_json(config);
   report["tasks"] = nlohmann::json::object();
+  std::string items;  // JSONL, one line per scored document (--items)
   for (const Task& task : tasks) {
     const int64_t n_docs = config.eval.max_examples > 0
                                ? std::min<int64_t>(config.eval.max_examples, static_cast<int64_t>(task.docs.size()))
@@ -132,6 +133,11 @@ int run_eval(const EvalOptions& opt) {
     TaskResult result = evaluate_task(task, encoder, scorer, config.eval.max_examples);
     progress.finish();
     report["tasks"][task.name] = task_result_json(result);
+    for (size_t d = 0; d < result.loglikelihoods.size(); ++d) {
+      nlohmann::json item = {{"task", task.name}, {"doc", d}, {"loglikelihoods", result.loglikelihoods[d]}};
+      if (d < result.predictions.size()) item["prediction"] = result.predictions[d];
+      items += item.dump() + "\n";
+    }
     std::string line = fmt::format("{:<16} n={:<6}", task.name, result.n);
     for (const auto& [metric, m] : result.metrics) line += fmt::format(" {}={:.4f}±{:.4f}", metric, m.value, m.std_error);
     std::cerr << line << "\n";
@@ -165,6 +171,7 @@ int run_eval(const EvalOptions& opt) {
   fs::path md = out;
   md.replace_extension(".md");
   write_file_atomic(md, report_markdown(report));
+  if (!opt.items.empty()) write_file_atomic(opt.items, items);
   std::cout << report_markdown(report);
   std::cerr << "wrote " << out.string() << " and " << md.string() << "\n";
   return 0;
@@ -225,6 +232,9 @@ int main(int argc, char** argv) {
   app.add_option("--data", opt.data, "data directory (tokenizer, held-out and validation splits)");
   app.add_option("--out", opt.out, "output JSON (a markdown table is written beside it)");
   app.add_option("--device", opt.device, "auto | cpu | cuda | cuda:N");
+  app.add_option("--items", opt.items,
+                 "also write each scored document as a JSON line: task, doc, the summed log-likelihood of "
+                 "each request, prediction");
   app.add_option("--set", opt.overrides, "config override a.b=value (repeatable)");
 
   auto* table = app.add_subcommand("table", "side-by-side markdown of several eval JSON files");
