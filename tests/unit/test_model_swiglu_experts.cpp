@@ -61,6 +61,10 @@ TEST_CASE("grouped-GEMM path matches the loop (CPU, bf16)", "[model][experts]") 
 // every weight (float64, so any difference is a bookkeeping error, not rounding), with empty
 // experts first, inside and last, and without a gradient for x.
 TEST_CASE("fused expert path matches the loop, values and every gradient", "[model][experts]") {
+  // one thread (a sequential pass over the blocks) and three (the blocks shared among threads)
+  const int threads = GENERATE(1, 3);
+  const int threads_before = torch::get_num_threads();
+  torch::set_num_threads(threads);
   torch::manual_seed(24);
   SwigluExperts experts(6, 12, 20, 0.4);
   experts->to(torch::kFloat64);
@@ -93,4 +97,5 @@ TEST_CASE("fused expert path matches the loop, values and every gradient", "[mod
   experts->set_fused(false);
   CHECK(torch::allclose(experts->forward(x_ND, counts_E), y_default, 1e-12, 1e-12));
   CHECK(experts->forward_fused(torch::zeros({0, 12}, torch::kFloat64), torch::zeros({6}, torch::kInt64)).size(0) == 0);
+  torch::set_num_threads(threads_before);
 }

@@ -2,8 +2,11 @@
 
 #include <vector>
 
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
+
+#include "dirmoe/model/expert_partition.h"
 
 namespace dirmoe {
 namespace {
@@ -14,8 +17,9 @@ namespace {
 ///   da = g·W_down[e]ᵀ,   dW_down[e] = aᵀ·g,
 ///   du = da ⊙ silu(h),   dh = da ⊙ u ⊙ silu'(h),
 ///   dW_gate[e] = xᵀ·dh,  dW_up[e] = xᵀ·du,   dx = dh·W_gate[e]ᵀ + du·W_up[e]ᵀ.
-/// Every product goes straight into a row block of one buffer (or the expert's slice of the
-/// weight gradient) with mm_out: no per-expert outputs to concatenate, no gradients to stack.
+/// Every product goes straight into a block of one buffer (or of the expert's slice of the weight
+/// gradient) with mm_out: no per-expert outputs to concatenate, no gradients to stack. On the CPU
+/// the blocks are shared among the threads (expert_partition.h), each GEMM on one thread.
 class SwigluSegments : public torch::autograd::Function<SwigluSegments> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_ND,
@@ -26,14 +30,16 @@ class SwigluSegments : public torch::autograd::Function<SwigluSegments> {
     const torch::Tensor h_NF = torch::empty({n_rows, d_ff}, x.options());
     const torch::Tensor u_NF = torch::empty({n_rows, d_ff}, x.options());
     const torch::Tensor y_ND = torch::empty({n_rows, d_model}, x.options());
-    for_each_segment(counts, [&](int64_t e, int64_t start, int64_t n) {
-      mm_into(h_NF.narrow(0, start, n), x.narrow(0, start, n), w_gate_EDF[e]);
-      mm_into(u_NF.narrow(0, start, n), x.narrow(0, start, n), w_up_EDF[e]);
+    const auto rows = split_expert_rows(counts, parts_for(x));
+    run_parts(rows, [&](const ExpertBlock& b) {
+      const torch::Tensor x_b = x.narrow(0, b.first, b.count);
+      mm_into(h_NF.narrow(0, b.first, b.count), x_b, w_gate_EDF[b.expert]);
+      mm_into(u_NF.narrow(0, b.first, b.count), x_b, w_up_EDF[b.expert]);
     });
     const torch::Tensor s_NF = torch::silu(h_NF);
     const torch::Tensor a_NF = s_NF * u_NF;
-    for_each_segment(counts, [&](int64_t e, int64_t start, int64_t n) {
-      mm_into(y_ND.narrow(0, start, n), a_NF.narrow(0, start, n), w_down_EFD[e]);
+    run_parts(rows, [&](const ExpertBlock& b) {
+      mm_into(y_ND.narrow(0, b.first, b.count), a_NF.narrow(0, b.first, b.count), w_down_EFD[b.expert]);
     });
     ctx->save_for_backward({x, w_gate_EDF, w_up_EDF, w_down_EFD, h_NF, s_NF, u_NF, a_NF});
     ctx->saved_data["counts"] = counts;
@@ -47,35 +53,73 @@ class SwigluSegments : public torch::autograd::Function<SwigluSegments> {
     const torch::Tensor &x = saved[0], &w_gate = saved[1], &w_up = saved[2], &w_down = saved[3];
     const torch::Tensor &h_NF = saved[4], &s_NF = saved[5], &u_NF = saved[6], &a_NF = saved[7];
     const torch::Tensor g_ND = grad_outputs[0].contiguous();
+    const int64_t parts = parts_for(x);
+    const auto rows = split_expert_rows(counts, parts);
+    std::vector<int64_t> start(counts.size(), 0);  // first row of each expert
+    for (size_t e = 1; e < counts.size(); ++e) start[e] = start[e - 1] + counts[e - 1];
+    // expert e's rows of a buffer sorted by expert (the weight gradients reduce over them)
+    auto rows_of = [&](const torch::Tensor& t, int64_t e) { return t.narrow(0, start[e], counts[e]); };
 
     torch::Tensor da_NF = torch::empty_like(h_NF);
-    torch::Tensor grad_down;
-    if (ctx->needs_input_grad(3)) grad_down = zero_unused(torch::empty_like(w_down), counts);
-    for_each_segment(counts, [&](int64_t e, int64_t start, int64_t n) {
-      const torch::Tensor g = g_ND.narrow(0, start, n);
-      mm_into(da_NF.narrow(0, start, n), g, w_down[e].t());
-      if (grad_down.defined()) mm_into(grad_down[e], a_NF.narrow(0, start, n).t(), g);
+    run_parts(rows, [&](const ExpertBlock& b) {
+      mm_into(da_NF.narrow(0, b.first, b.count), g_ND.narrow(0, b.first, b.count), w_down[b.expert].t());
     });
+    torch::Tensor grad_down;  // dW_down[e] = a_eᵀ·g_e, by columns of D
+    if (ctx->needs_input_grad(3)) {
+      grad_down = zero_unused(torch::empty_like(w_down), counts);
+      run_parts(split_expert_columns(counts, w_down.size(2), parts), [&](const ExpertBlock& b) {
+        mm_into(grad_down[b.expert].narrow(1, b.first, b.count), rows_of(a_NF, b.expert).t(),
+                rows_of(g_ND, b.expert).narrow(1, b.first, b.count));
+      });
+    }
     const torch::Tensor du_NF = da_NF * s_NF;
     const torch::Tensor dh_NF = at::silu_backward(da_NF.mul_(u_NF), h_NF);
 
     torch::Tensor grad_x, grad_gate, grad_up;
-    if (ctx->needs_input_grad(0)) grad_x = torch::empty_like(x);
     if (ctx->needs_input_grad(1)) grad_gate = zero_unused(torch::empty_like(w_gate), counts);
     if (ctx->needs_input_grad(2)) grad_up = zero_unused(torch::empty_like(w_up), counts);
-    for_each_segment(counts, [&](int64_t e, int64_t start, int64_t n) {
-      const torch::Tensor x_e = x.narrow(0, start, n);
-      const torch::Tensor dh = dh_NF.narrow(0, start, n), du = du_NF.narrow(0, start, n);
-      if (grad_gate.defined()) mm_into(grad_gate[e], x_e.t(), dh);
-      if (grad_up.defined()) mm_into(grad_up[e], x_e.t(), du);
-      if (grad_x.defined()) {
-        mm_into(grad_x.narrow(0, start, n), dh, w_gate[e].t()).addmm_(du, w_up[e].t());
-      }
-    });
+    if (grad_gate.defined() || grad_up.defined()) {  // dW[e] = x_eᵀ·d_e, by columns of F
+      run_parts(split_expert_columns(counts, w_gate.size(2), parts), [&](const ExpertBlock& b) {
+        const torch::Tensor x_e_t = rows_of(x, b.expert).t();
+        if (grad_gate.defined()) {
+          mm_into(grad_gate[b.expert].narrow(1, b.first, b.count), x_e_t,
+                  rows_of(dh_NF, b.expert).narrow(1, b.first, b.count));
+        }
+        if (grad_up.defined()) {
+          mm_into(grad_up[b.expert].narrow(1, b.first, b.count), x_e_t,
+                  rows_of(du_NF, b.expert).narrow(1, b.first, b.count));
+        }
+      });
+    }
+    if (ctx->needs_input_grad(0)) {
+      grad_x = torch::empty_like(x);
+      run_parts(rows, [&](const ExpertBlock& b) {
+        mm_into(grad_x.narrow(0, b.first, b.count), dh_NF.narrow(0, b.first, b.count), w_gate[b.expert].t())
+            .addmm_(du_NF.narrow(0, b.first, b.count), w_up[b.expert].t());
+      });
+    }
     return {grad_x, grad_gate, grad_up, grad_down, torch::Tensor()};
   }
 
  private:
+  /// One part per intra-op thread on the CPU; elsewhere one (the device parallelises each GEMM).
+  static int64_t parts_for(const torch::Tensor& x) { return x.is_cpu() ? at::get_num_threads() : 1; }
+
+  /// fn(block) for every block, the parts in parallel (one thread each); inside a parallel region
+  /// ATen and the BLAS run each GEMM on the calling thread.
+  template <typename Fn>
+  static void run_parts(const std::vector<std::vector<ExpertBlock>>& parts, Fn&& fn) {
+    if (parts.size() == 1) {
+      for (const ExpertBlock& b : parts[0]) fn(b);
+      return;
+    }
+    at::parallel_for(0, static_cast<int64_t>(parts.size()), 1, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        for (const ExpertBlock& b : parts[static_cast<size_t>(p)]) fn(b);
+      }
+    });
+  }
+
   /// out = a·b into the existing `out` (a view into a larger buffer); returns it.
   static torch::Tensor mm_into(torch::Tensor out, const torch::Tensor& a, const torch::Tensor& b) {
     at::mm_out(out, a, b);
@@ -88,16 +132,6 @@ class SwigluSegments : public torch::autograd::Function<SwigluSegments> {
       if (counts[e] == 0) grad_E[static_cast<int64_t>(e)].zero_();
     }
     return grad_E;
-  }
-
-  /// fn(e, first row, rows) for every expert with rows.
-  template <typename Fn>
-  static void for_each_segment(const std::vector<int64_t>& counts, Fn&& fn) {
-    int64_t start = 0;
-    for (size_t e = 0; e < counts.size(); ++e) {
-      if (counts[e] > 0) fn(static_cast<int64_t>(e), start, counts[e]);
-      start += counts[e];
-    }
   }
 };
 
