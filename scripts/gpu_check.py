@@ -319,7 +319,11 @@ def configure_command(args, torch_prefix, deps_usr, python):
             "-DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON",
             # HDF5's compiler wrappers (h5cc) would report /usr paths: make FindHDF5 search the prefix
             "-DHDF5_C_COMPILER_EXECUTABLE=/bin/false", "-DHDF5_CXX_COMPILER_EXECUTABLE=/bin/false",
-            f"-DDIRMOE_TEST_PYTHON={python}", "-DDIRMOE_BUILD_TESTS=ON", "-DDIRMOE_BUILD_APPS=ON"]
+            f"-DDIRMOE_TEST_PYTHON={python}", "-DDIRMOE_BUILD_TESTS=ON", "-DDIRMOE_BUILD_APPS=ON",
+            # NOTE: the precompiled LibTorch header is one serial compile before the library's ~95
+            # files, each of which then skips parsing torch.h; on by default, --no-pch to compare
+            # (the report records which one a build used)
+            f"-DDIRMOE_USE_PCH={'OFF' if args.no_pch else 'ON'}"]
 
 
 def build_command(args):
@@ -397,6 +401,7 @@ def parse_args(argv):
                    help="seconds a benchmark process is expected to spend besides its steps, until one has run")
     p.add_argument("--bench-step-seconds", type=float, default=0.4,
                    help="seconds per 185M step expected until one has run")
+    p.add_argument("--no-pch", action="store_true", help="build without the precompiled LibTorch header (to compare)")
     p.add_argument("--allow-no-gpu", action="store_true",
                    help="go on without a CUDA device (checks this script's configure and build path on a CPU machine)")
     a = p.parse_args(argv)
@@ -518,7 +523,8 @@ def main(argv=None):
         if not args.dry_run:
             built = {t: os.path.exists(os.path.join(args.build_dir, "bin", t)) for t in TARGETS}
             status = "ok" if rc == 0 else ("timed_out" if rc is None else "failed")
-            report.stage("build", status, secs, command=cmd, targets_built=built, jobs=args.jobs, log_tail=tail(out))
+            report.stage("build", status, secs, command=cmd, targets_built=built, jobs=args.jobs,
+                         precompiled_header=not args.no_pch, log_tail=tail(out))
             say(f"build: {status} in {secs:.0f} s ({sum(built.values())}/{len(built)} targets)")
             failed |= status != "ok"
             if not any(built.values()):
