@@ -56,14 +56,22 @@ int64_t env_int(const char* name, int64_t fallback) {
 }  // namespace
 
 DistributedContext::DistributedContext() : impl_(std::make_unique<Impl>()) {}
-DistributedContext::~DistributedContext() = default;
+DistributedContext::~DistributedContext() {
+  // NOTE: a normal shutdown of the backend (ProcessGroupNCCL otherwise aborts its communicators
+  // in its destructor and warns about it); a destructor must not throw.
+  if (impl_ && impl_->backend) {
+    try {
+      impl_->backend->shutdown();
+    } catch (const std::exception&) {
+    }
+  }
+}
 
 std::string DistributedContext::backend_name() const { return impl_->name; }
 
 std::unique_ptr<DistributedContext> DistributedContext::from_environment(const torch::Device& device) {
-  auto ctx = std::make_unique<DistributedContext>();
   const int64_t world = env_int("WORLD_SIZE", 1);
-  if (world <= 1) return ctx;
+  if (world <= 1) return std::make_unique<DistributedContext>();
   const int64_t rank = env_int("RANK", -1);
   if (rank < 0 || rank >= world) {
     throw Error(fmt::format("WORLD_SIZE={} but RANK is missing or out of range; start several processes with "
@@ -75,22 +83,46 @@ std::unique_ptr<DistributedContext> DistributedContext::from_environment(const t
   if (addr.empty() || port <= 0 || port > 65535) {
     throw Error("WORLD_SIZE > 1 needs MASTER_ADDR and MASTER_PORT (torchrun sets them)");
   }
-  ctx->rank_ = rank;
-  ctx->world_size_ = world;
-  ctx->local_rank_ = env_int("LOCAL_RANK", rank);
-
+  ProcessGroupSpec spec;
+  spec.rank = rank;
+  spec.world_size = world;
+  spec.local_rank = env_int("LOCAL_RANK", rank);
+  spec.master_addr = addr;
+  spec.master_port = port;
   // torchrun's agent hosts the store itself when TORCHELASTIC_USE_AGENT_STORE is true; every
   // worker is then a client. Otherwise rank 0 hosts it.
-  const bool agent_store = env_or("TORCHELASTIC_USE_AGENT_STORE", "") == "True";
+  spec.agent_store = env_or("TORCHELASTIC_USE_AGENT_STORE", "") == "True";
+  spec.attempt = env_or("TORCHELASTIC_RESTART_COUNT", "0");
+  return connect(spec, device);
+}
+
+std::unique_ptr<DistributedContext> DistributedContext::connect(const ProcessGroupSpec& spec,
+                                                                const torch::Device& device) {
+  if (spec.world_size < 1 || spec.rank < 0 || spec.rank >= spec.world_size) {
+    throw Error(fmt::format("process group: rank {} of world size {} is out of range", spec.rank, spec.world_size));
+  }
+  // Port 0 lets the OS pick a free port, which only a one-process group can use: nobody else has
+  // to find the store.
+  const bool own_store = spec.world_size == 1 && !spec.agent_store;
+  if (spec.master_port < (own_store ? 0 : 1) || spec.master_port > 65535) {
+    throw Error(fmt::format("process group: store port {} is out of range (1..65535)", spec.master_port));
+  }
+  auto ctx = std::make_unique<DistributedContext>();
+  ctx->rank_ = spec.rank;
+  ctx->world_size_ = spec.world_size;
+  ctx->local_rank_ = spec.local_rank;
+  const int64_t rank = spec.rank;
+  const int64_t world = spec.world_size;
+  const std::string& addr = spec.master_addr;
+
   c10d::TCPStoreOptions options;
-  options.port = static_cast<uint16_t>(port);
-  options.isServer = !agent_store && rank == 0;
-  options.numWorkers = agent_store ? std::nullopt : std::optional<size_t>(static_cast<size_t>(world));
-  options.waitWorkers = !agent_store;
+  options.port = static_cast<uint16_t>(spec.master_port);
+  options.isServer = !spec.agent_store && rank == 0;
+  options.numWorkers = spec.agent_store ? std::nullopt : std::optional<size_t>(static_cast<size_t>(world));
+  options.waitWorkers = !spec.agent_store;
   options.timeout = std::chrono::minutes(10);
   auto tcp = c10::make_intrusive<c10d::TCPStore>(addr, options);
-  const std::string attempt = env_or("TORCHELASTIC_RESTART_COUNT", "0");
-  ctx->impl_->store = c10::make_intrusive<c10d::PrefixStore>("dirmoe/attempt_" + attempt, tcp);
+  ctx->impl_->store = c10::make_intrusive<c10d::PrefixStore>("dirmoe/attempt_" + spec.attempt, tcp);
 
   if (device.is_cuda()) {
 #ifdef DIRMOE_HAVE_NCCL
@@ -115,8 +147,10 @@ std::unique_ptr<DistributedContext> DistributedContext::from_environment(const t
   return ctx;
 }
 
+bool DistributedContext::has_group() const { return impl_->backend != nullptr; }
+
 void DistributedContext::broadcast_module(torch::nn::Module& module) {
-  if (!active()) return;
+  if (!has_group()) return;
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> tensors;
   for (auto& p : module.parameters()) tensors.push_back(p);
@@ -128,7 +162,7 @@ void DistributedContext::broadcast_module(torch::nn::Module& module) {
 }
 
 void DistributedContext::broadcast_buffers(torch::nn::Module& module) {
-  if (!active()) return;
+  if (!has_group()) return;
   torch::NoGradGuard no_grad;
   // One flat broadcast per (device, dtype) instead of one per buffer: this runs every step.
   std::map<std::string, std::vector<torch::Tensor>> groups;
@@ -150,7 +184,7 @@ void DistributedContext::broadcast_buffers(torch::nn::Module& module) {
 }
 
 void DistributedContext::average_gradients(const std::vector<torch::Tensor>& parameters, int64_t bucket_bytes) {
-  if (!active()) return;
+  if (!has_group()) return;
   torch::NoGradGuard no_grad;
   // Group gradients by (device, dtype), then cut each group into buckets of ≤ bucket_bytes.
   std::map<std::string, std::vector<torch::Tensor>> groups;
@@ -203,7 +237,7 @@ void DistributedContext::average_gradients(const std::vector<torch::Tensor>& par
 }
 
 void DistributedContext::average_(torch::Tensor& values) {
-  if (!active()) return;
+  if (!has_group()) return;
   std::vector<torch::Tensor> one{values};
   c10d::AllreduceOptions opts;
   opts.reduceOp = c10d::ReduceOp::SUM;
@@ -212,7 +246,7 @@ void DistributedContext::average_(torch::Tensor& values) {
 }
 
 void DistributedContext::max_(torch::Tensor& values) {
-  if (!active()) return;
+  if (!has_group()) return;
   std::vector<torch::Tensor> one{values};
   c10d::AllreduceOptions opts;
   opts.reduceOp = c10d::ReduceOp::MAX;
@@ -220,7 +254,7 @@ void DistributedContext::max_(torch::Tensor& values) {
 }
 
 std::vector<std::string> DistributedContext::gather_to_main(const std::string& mine, const std::string& tag) {
-  if (!active()) return {mine};
+  if (!has_group()) return {mine};
   const std::string key = "gather/" + tag + "/";
   impl_->store->set(key + std::to_string(rank_), std::vector<uint8_t>(mine.begin(), mine.end()));
   std::vector<std::string> out;
@@ -235,7 +269,7 @@ std::vector<std::string> DistributedContext::gather_to_main(const std::string& m
 }
 
 void DistributedContext::barrier() {
-  if (!active()) return;
+  if (!has_group()) return;
   // A tiny all-reduce is a barrier every backend implements the same way.
   torch::Tensor t = torch::zeros({1}, impl_->name == "nccl" ? torch::Device(torch::kCUDA, local_rank_) : torch::Device(torch::kCPU));
   max_(t);

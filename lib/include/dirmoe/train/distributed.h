@@ -13,6 +13,18 @@
 
 namespace dirmoe {
 
+/// Where one process joins a process group: its rank among world_size processes and the TCPStore
+/// that rank 0 (or torchrun's agent) hosts at master_addr:master_port.
+struct ProcessGroupSpec {
+  int64_t rank = 0;
+  int64_t world_size = 1;
+  int64_t local_rank = 0;        // CUDA device index of this process
+  std::string master_addr = "127.0.0.1";
+  int64_t master_port = 0;       // 1..65535; 0 (a free port) only for a one-process group
+  bool agent_store = false;      // torchrun's agent hosts the store; every rank is a client
+  std::string attempt = "0";     // torchrun's restart count: keys of a restarted attempt stay apart
+};
+
 class DistributedContext {
  public:
   /// A single-process context (rank 0 of 1): every collective is the identity.
@@ -27,10 +39,19 @@ class DistributedContext {
   /// Throws dirmoe::Error naming the variable that is missing or malformed.
   static std::unique_ptr<DistributedContext> from_environment(const torch::Device& device);
 
+  /// Joins the group `spec` describes with NCCL (CUDA device) or Gloo (CPU). Unlike
+  /// from_environment, a world of one process also gets a real group, whose collectives run
+  /// through the backend (how the tests exercise NCCL and Gloo on a single device).
+  static std::unique_ptr<DistributedContext> connect(const ProcessGroupSpec& spec, const torch::Device& device);
+
+  /// Is there a process group (every collective below is the identity without one)?
+  bool has_group() const;
+
   int64_t rank() const { return rank_; }
   int64_t world_size() const { return world_size_; }
   int64_t local_rank() const { return local_rank_; }
   bool is_main() const { return rank_ == 0; }
+  /// More than one process.
   bool active() const { return world_size_ > 1; }
   /// "gloo", "nccl" or "none".
   std::string backend_name() const;
