@@ -116,6 +116,7 @@ void check_against_reference(const ReferenceCase& c) {
   inputs["eps"] = scalar(d.alpha_eps);
   inputs["theta_mix"] = scalar(d.theta_mix);
   inputs["hard"] = scalar(c.selection == "hard" ? 1.0 : 0.0);
+  inputs["topk"] = scalar(c.selection == "topk" ? 1.0 : 0.0);
   inputs["training"] = scalar(c.training ? 1.0 : 0.0);
   inputs["seed"] = scalar(static_cast<double>(c.seed));
   inputs["weights_all"] = scalar(c.weights == "all" ? 1.0 : 0.0);
@@ -156,6 +157,7 @@ void check_against_reference(const ReferenceCase& c) {
     INFO("gradient of " << p.key());
     CHECK(rel_error(p.value().grad(), ref.at("grad." + p.key())) < 1e-6);
   }
+  if (c.selection == "topk") CHECK(torch::equal(out.dispatch_mask_TE.sum(1), torch::full({T}, c.k, torch::kLong)));
   if (c.selection == "hard" && !c.center) {
     // both dispatch paths are exercised: some tokens fall back, some pick experts themselves
     // (centred logits keep every token's selection count near the bias's, so none falls back there)
@@ -183,6 +185,11 @@ TEST_CASE("dirmoe forward, losses and gradients equal the Python reference", "[r
     check_against_reference({"hard", true, 1, 0.0, 300, true, 18, "all", true, "batch", 0.7, 0.4});
     check_against_reference({"hard", true, 2, 0.0, 0, false, 19, "all", true, "token", 0.2, 0.0});
     check_against_reference({"hard", true, 2, 0.0, 0, false, 20, "all", false, "expected", 0.0, 0.0});
+  }
+  SECTION("top-k dispatch, training and eval") {
+    check_against_reference({"topk", true, 2, 0.0, 0, false, 22, "all", true, "expected", 0.5, 0.3});
+    check_against_reference({"topk", false, 1, 0.0, 0, false, 23, "all", true, "expected", 0.5, 0.3});
+    check_against_reference({"topk", true, 1, 0.0, 0, false, 24, "dispatched", false, "token", 0.0, 0.0});
   }
 }
 

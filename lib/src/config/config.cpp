@@ -315,8 +315,8 @@ void Config::validate() const {
   need(r.type != "sparsemixer" || m.n_experts_active <= 2,
        "router.type sparsemixer supports model.n_experts_active 1 or 2");
   const auto& d = r.dirmoe;
-  need(d.selection == "hard" || d.selection == "soft",
-       fmt::format("router.dirmoe.selection \"{}\" must be \"hard\" or \"soft\"", d.selection));
+  need(d.selection == "hard" || d.selection == "topk" || d.selection == "soft",
+       fmt::format("router.dirmoe.selection \"{}\" must be \"hard\", \"topk\" or \"soft\"", d.selection));
   need(d.tau_start > 0 && d.tau_min > 0 && d.tau_min <= d.tau_start && d.tau_decay > 0 && d.tau_decay <= 1,
        "router.dirmoe: need 0 < tau_min <= tau_start and 0 < tau_decay <= 1");
   need(d.lambda_q > 0 && d.lambda_p_start > 0 && d.lambda_p_end > 0 && d.lambda_p_steps >= 0,

@@ -125,6 +125,10 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
     const torch::Tensor fallback_TE =
         torch::zeros_like(selected_TE).scatter_(1, scores_TE.argmax(/*dim=*/1, /*keepdim=*/true), true);
     mask_TE = selected_TE.logical_or(fallback_TE.logical_and(empty_T.unsqueeze(1)));
+  } else if (cfg_.selection == "topk") {
+    // exactly k experts per token: the k largest ℓ + g (ℓ at eval), whatever the threshold says
+    empty_T = selected_TE.logical_not().all(/*dim=*/1);
+    mask_TE = torch::zeros_like(selected_TE).scatter_(1, std::get<1>(scores_TE.topk(k_, /*dim=*/1)), true);
   } else {
     mask_TE = torch::ones_like(scores_TE, torch::kBool);
     empty_T = torch::zeros({scores_TE.size(0)}, scores_TE.options().dtype(torch::kBool));
@@ -152,7 +156,7 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   } else {
     // straight-through: the forward sees the hard mask, the gradient flows through z̃
     const torch::Tensor z_TE =
-        cfg_.selection == "hard" ? mask_TE.to(z_soft_TE.scalar_type()) + (z_soft_TE - z_soft_TE.detach()) : z_soft_TE;
+        cfg_.selection == "soft" ? z_soft_TE : mask_TE.to(z_soft_TE.scalar_type()) + (z_soft_TE - z_soft_TE.detach());
     const torch::Tensor masked_TE = z_TE * theta_TE;
     weights_TE = masked_TE / masked_TE.sum(1, /*keepdim=*/true);
     r_TE = weights_TE;

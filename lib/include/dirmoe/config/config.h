@@ -54,7 +54,9 @@ struct SparseMixerRouterConfig {
 
 /// DirMoE: spike-and-slab routing on the simplex (arXiv 2602.09001 §3–5, DESIGN.md).
 struct DirmoeRouterConfig {
-  std::string selection = "hard";   // "hard": straight-through dispatch of z̃>0.5; "soft": all experts
+  // "hard": dispatch the experts with z̃ > 0.5 (ℓ + g > 0), a token with none keeps argmax(ℓ + g);
+  // "topk": dispatch the k largest ℓ + g (exactly k per token); "soft": every expert (dense ablation)
+  std::string selection = "hard";
   // Binary-Concrete temperature τ_z(t) = max(tau_min, tau_start·tau_decay^t)
   double tau_start = 2.0;           // [paper, via secondary notes]
   double tau_min = 0.5;             // [ours]
