@@ -41,6 +41,8 @@ DirmoeRouterImpl::DirmoeRouterImpl(const Config& config)
       prior_pi_(config.router.dirmoe.prior_pi > 0 ? config.router.dirmoe.prior_pi
                                                   : static_cast<double>(config.model.n_experts_active) /
                                                         static_cast<double>(config.model.n_experts)),
+      recon_variance_(config.router.dirmoe.recon_variance > 0 ? config.router.dirmoe.recon_variance
+                                                             : static_cast<double>(config.model.d_model)),
       schedule_(dirmoe_schedule(config.router.dirmoe, 0)) {
   const int64_t d = config.model.d_model;
   const int64_t h = cfg_.alpha_hidden;
@@ -169,7 +171,7 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   // losses: per token, mean over tokens, scaled by their coefficients
   const torch::Tensor recon_TD = decoder->forward(r_TE);
   out.aux_losses["dirmoe_recon"] =
-      (x.detach() - wide(recon_TD)).square().sum(1).mean() * (0.5 / cfg_.recon_variance);
+      (x.detach() - wide(recon_TD)).square().sum(1).mean() * (0.5 / recon_variance_);
   const torch::Tensor alpha_p_TE = schedule_.lambda_p * (z_soft_TE * cfg_.a_hi + (1.0 - z_soft_TE) * schedule_.a_lo);
   out.aux_losses["dirmoe_kl_dir"] = cfg_.beta_theta * dirichlet_kl(alpha_q_TE, alpha_p_TE).mean();
   const torch::Tensor expected_active_T = z_soft_TE.sum(1);
