@@ -196,7 +196,8 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   if (cfg_.balance_coef > 0) {
     const torch::Tensor dispatched_E = mask_TE.sum(0).to(select_prob_E.scalar_type());
     const torch::Tensor f_E = dispatched_E / dispatched_E.sum();
-    const torch::Tensor p_E = select_prob_E / select_prob_E.sum();
+    // NOTE: the floor keeps P finite when every selection probability underflows to 0 (ℓ ≪ 0 throughout)
+    const torch::Tensor p_E = select_prob_E / select_prob_E.sum().clamp_min(std::numeric_limits<float>::min());
     out.aux_losses["dirmoe_balance"] = cfg_.balance_coef * static_cast<double>(e) * (f_E * p_E).sum();
   }
 
