@@ -11,7 +11,7 @@ FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 300
 SETUP_STAMP := .venv/.dirmoe-setup-$(shell cat requirements.txt requirements-eval.txt scripts/setup.sh 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: setup build test test-all test-asan fuzz fuzz-build demo bench format clean
+.PHONY: setup build test test-all test-asan fuzz fuzz-build demo bench gpu-deps gpu-check gpu-check-dry-run format clean
 
 setup: $(SETUP_STAMP)
 
@@ -66,8 +66,21 @@ demo: build
 bench: build
 	bash scripts/bench.sh
 
+# The CUDA path in one command on a GPU host with torch but no package registry (README "Several
+# processes and GPUs"): `make gpu-deps` where apt works, carry .deps/, then `make gpu-check` there.
+# No setup or build first: the host has no registry, and gpu-check builds what it runs itself.
+# Options go through ARGS, e.g. make gpu-check ARGS="--dry-run" or ARGS="--budget 420".
+gpu-deps:
+	bash scripts/gpu_deps.sh
+
+gpu-check:
+	bash scripts/gpu_check.sh $(ARGS)
+
+gpu-check-dry-run:
+	bash scripts/gpu_check.sh --dry-run $(ARGS)
+
 format:
 	find lib apps tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR) build-asan $(FUZZ_DIR)
+	rm -rf $(BUILD_DIR) build-asan build-gpu $(FUZZ_DIR)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench: speed figures, measured (never asserted), against issue 9's goals. bench/run_bench.py
+# make bench: speed figures, measured (never asserted), against the goals of bench/README.md. bench/run_bench.py
 # runs build/bin/bench_suite, bench/reference_model.py, dirmoe-train/-eval/-data and writes
 # bench/results.json and bench/results.md (printed at the end). Options pass through, e.g.
 #   bash scripts/bench.sh --scales tiny --repeats 2

@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
-# DirMoE ablations around one recipe: each variant changes one thing from the base run.
+# DirMoE ablations (docs/dirmoe.md "The collapse study"): the recipe as it is, the first recipe and
+# the paper's constants (these pin every setting the study measures), and one change at a time to
+# the recipe for each hypothesis.
 #
 #   experiments/sweeps/ablate_dirmoe.sh [--scale tiny|185m] [--seeds N] [--out DIR] [--jobs J]
-#        [--steps N] [--data DIR] [--task-dir DIR] [--tasks a,b] [--variants "base no_sparsity ..."]
-#        [--set a.b=v ...] [--eval-set a.b=v ...] [--analyze-tokens N]
+#        [--steps N] [--data DIR] [--task-dir DIR] [--tasks a,b] [--variants "chosen old ..."]
+#        [--set a.b=v ...] [--eval-set a.b=v ...] [--analyze-tokens N] [--no-eval]
 #
-# Variants (run directories <out>/<variant>/seed<N>/):
-#   base          the recipe as it is (sparsity penalty on, schedules on, k = 1, straight-through)
-#   no_sparsity   router.dirmoe.lambda_sparsity = 0: nothing pulls E[k] toward k
-#   no_schedules  router.dirmoe.schedules = false: τ_z, a_lo and λ^p stay at their start values
-#   k2            model.n_experts_active = 2: target two active experts (E[k] and FLOPs double)
-#   soft          router.dirmoe.selection = soft: every expert gets its weight, no hard mask
+# --no-eval skips dirmoe-eval (the table then has no task columns; validation loss comes from training).
+#
+# Variants (run directories <out>/<variant>/seed<N>/); D = model.d_model of the scale:
+#   chosen        the recipe as it is (DirMoE's defaults in config.h; tiny/185m recipes)
+#   old           the first recipe: threshold dispatch, r renormalised over the dispatched experts,
+#                 σ² = D, λ_s = 10 on the per-token (Σz̃ − k)², gate bias τ_0·logit(k/E), no usage terms
+#   h1_all        old with r = normalize(z̃ ⊙ θ) over all E (the paper's r)
+#   h1_all_paper  h1_all with the paper's σ² = 1 and λ_s = 0.01
+#   h2_var1       chosen with σ² = 1            h2_varsqrt   chosen with σ² = √D
+#   h3_token      chosen with the paper's per-token penalty (Σz̃ − k)² instead of E[(n − k)²]
+#   h3_batch      chosen with the penalty on the batch mean, (mean_t Σz̃ − k)²
+#   h4_uncentred  chosen without the per-token centring of the gate logits
+#   h4_bias_tau   chosen with the gate bias at τ_0·logit(k/E) instead of logit(k/E)
+#   h5_no_usage   chosen without the usage KL      h5_no_balance   chosen without the balance term
+#   h6_threshold  chosen with the paper's threshold dispatch (ℓ + g > 0, argmax fallback) instead of top-k
+#   soft          chosen with selection = soft (every expert computed; a dense ablation, not in the default set)
 # Same resume rules as compare_routers.sh (sweep_lib.sh); results.md/csv compare the variants.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,7 +31,7 @@ python=${DIRMOE_PYTHON:-$root/.venv/bin/python}
 source "$root/experiments/sweeps/sweep_lib.sh"
 
 out=runs/ablate_dirmoe
-variants="base no_sparsity no_schedules k2 soft"
+variants="chosen old h1_all h1_all_paper h2_var1 h2_varsqrt h3_token h3_batch h4_uncentred h4_bias_tau h5_no_usage h5_no_balance h6_threshold"
 sweep_parse_args "$@"
 set -- "${sweep_rest[@]}"
 while (($#)); do
@@ -29,13 +41,31 @@ while (($#)); do
     *) echo "ablate_dirmoe.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-variant_sets() {  # the --set arguments that make a variant
+d_model=128
+[ "$scale" = 185m ] && d_model=768
+sqrt_d=$("$python" -c "import math; print(f'{math.sqrt($d_model):.4g}')")
+
+# The settings of the first recipe, and the switches each variant flips (router.dirmoe.*).
+p=router.dirmoe
+old_sets="$p.selection=hard $p.weights=dispatched $p.recon_variance=$d_model $p.lambda_sparsity=10
+  $p.sparsity_penalty=token $p.gate_bias_init=tau_logit $p.center_logits=false $p.usage_kl=0 $p.balance_coef=0
+  $p.sparsity_control=0"
+variant_sets() {  # the --set arguments that make a variant, one per word
   case "$1" in
-    base) ;;
-    no_sparsity) echo "--set router.dirmoe.lambda_sparsity=0" ;;
-    no_schedules) echo "--set router.dirmoe.schedules=false" ;;
-    k2) echo "--set model.n_experts_active=2" ;;
-    soft) echo "--set router.dirmoe.selection=soft" ;;
+    chosen) ;;
+    old) echo "$old_sets" ;;
+    h1_all) echo "$old_sets $p.weights=all" ;;
+    h1_all_paper) echo "$old_sets $p.weights=all $p.recon_variance=1 $p.lambda_sparsity=0.01" ;;
+    h2_var1) echo "$p.recon_variance=1" ;;
+    h2_varsqrt) echo "$p.recon_variance=$sqrt_d" ;;
+    h3_token) echo "$p.sparsity_penalty=token" ;;
+    h3_batch) echo "$p.sparsity_penalty=batch" ;;
+    h4_uncentred) echo "$p.center_logits=false" ;;
+    h4_bias_tau) echo "$p.gate_bias_init=tau_logit" ;;
+    h5_no_usage) echo "$p.usage_kl=0" ;;
+    h5_no_balance) echo "$p.balance_coef=0" ;;
+    h6_threshold) echo "$p.selection=hard" ;;
+    soft) echo "$p.selection=soft" ;;
     *) return 1 ;;
   esac
 }
@@ -46,8 +76,9 @@ sweep_setup
 
 for seed in $(seq 1 "$seeds"); do
   for v in $variants; do
-    # shellcheck disable=SC2207  # the variant's sets are fixed words without spaces
-    sets=(--set "train.seed=$seed" --set "train.threads=$threads" $(variant_sets "$v") "${extra_sets[@]}")
+    sets=(--set "train.seed=$seed" --set "train.threads=$threads")
+    for s in $(variant_sets "$v"); do sets+=(--set "$s"); done
+    sets+=("${extra_sets[@]}")
     [ -n "$steps" ] && sets+=(--set "train.max_steps=$steps")
     sweep_spawn sweep_run_one "$v seed $seed" "$out/$v/seed$seed" "$(sweep_config dirmoe)" "${sets[@]}"
   done

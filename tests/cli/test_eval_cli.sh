@@ -17,7 +17,7 @@ fixture_data "$TMP/data" --split 0.6,0.2,0.2 >"$TMP/data.log" 2>&1 || { cat "$TM
 TASKS=arc_easy,arc_challenge,boolq,hellaswag,lambada_openai,piqa,race,winogrande,openbookqa,sciq,heldout_cloze,heldout_choice
 "$BIN/dirmoe-eval" --checkpoint "$TMP/run" --tasks "$TASKS" --task-dir "$SRC/tests/data/tasks" \
   --data "$TMP/data" --device cpu --set eval.heldout_examples=20 --set eval.validation_tokens=2000 \
-  --out "$TMP/a.json" >"$TMP/eval.out" 2>"$TMP/eval.err" || { cat "$TMP/eval.err" >&2; fail "eval"; }
+  --out "$TMP/a.json" --log-samples "$TMP/a.jsonl" >"$TMP/eval.out" 2>"$TMP/eval.err" || { cat "$TMP/eval.err" >&2; fail "eval"; }
 [ -s "$TMP/a.md" ] || fail "no markdown beside the JSON"
 "$PY" - "$TMP/a.json" <<'PYEOF' || fail "eval JSON content"
 import json, sys
@@ -33,6 +33,17 @@ assert "acc_norm" in tasks["arc_easy"]["metrics"] and "acc_norm" not in tasks["b
 assert r["validation"]["perplexity"] > 1.0
 assert r["git_revision"] and r["config"]["model"]["vocab_size"] > 0
 assert r["throughput"]["tokens_per_second"] > 0
+# --log-samples: one line per scored document of every task, one log-likelihood per continuation,
+# and the item's acc averaging to the task's
+items = [json.loads(l) for l in open(sys.argv[1][:-5] + ".jsonl")]
+assert len(items) == sum(t["n"] for t in tasks.values()), len(items)
+for name, t in tasks.items():
+    mine = [i for i in items if i["task"] == name]
+    assert len(mine) == t["n"], (name, len(mine))
+    assert abs(sum(i["acc"] for i in mine) / len(mine) - t["metrics"]["acc"]["value"]) < 1e-9, name
+for i in items:
+    assert i["loglikelihoods"] and all(x <= 0.0 for x in i["loglikelihoods"]), i
+    assert len(i["loglikelihoods"]) == len(i["continuations"]) == len(i["is_greedy"]), i
 PYEOF
 grep -q "heldout_cloze" "$TMP/eval.err" || fail "no progress/summary line"
 

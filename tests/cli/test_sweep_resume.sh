@@ -70,11 +70,11 @@ grep -q "max_steps 400 but 50" "$TMP/budget.log" || { cat "$TMP/budget.log"; fai
 echo "ok: $(grep -m1 'max_steps' "$TMP/budget.log")"
 
 # 5. The ablation script: two variants, a table labelled by variant.
-"$SRC/experiments/sweeps/ablate_dirmoe.sh" "${COMMON[@]}" --out "$TMP/ablate" --variants "base no_sparsity" --steps 10 \
+"$SRC/experiments/sweeps/ablate_dirmoe.sh" "${COMMON[@]}" --out "$TMP/ablate" --variants "chosen h5_no_usage" --steps 10 \
   >"$TMP/ablate.log" 2>&1 || { cat "$TMP/ablate.log"; fail "ablate_dirmoe.sh"; }
 head -1 "$TMP/ablate/results.md" | grep -q "^| variant | seeds |" || { cat "$TMP/ablate/results.md"; fail "ablation table"; }
-grep -q "^| no_sparsity | 1 |" "$TMP/ablate/results.md" || fail "no_sparsity row"
-grep -q '"lambda_sparsity": 0' "$TMP/ablate/no_sparsity/seed1/config.json" || fail "variant setting not applied"
+grep -q "^| h5_no_usage | 1 |" "$TMP/ablate/results.md" || fail "h5_no_usage row"
+grep -q '"usage_kl": 0' "$TMP/ablate/h5_no_usage/seed1/config.json" || fail "variant setting not applied"
 if "$SRC/experiments/sweeps/ablate_dirmoe.sh" --variants nonsense >"$TMP/bad.log" 2>&1; then fail "unknown variant accepted"; fi
 grep -q "unknown variant 'nonsense'" "$TMP/bad.log" || fail "unknown-variant message"
 echo "ok: ablate_dirmoe.sh"

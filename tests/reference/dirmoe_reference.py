@@ -6,7 +6,8 @@ alpha_lo.weight (E, H), alpha_lo.bias (E), alpha_hi.weight (E, H), alpha_hi.bias
 decoder.weight (D, E), decoder.bias (D)); uniform (T, E) in (0, 1); probe (T, E), a cotangent
 for the routing weights; 0-dim scalars tau, lambda_q, lambda_p, a_hi, a_lo, k, beta_theta,
 lambda_s, beta_z, pi, sigma2, eps, theta_mix (theta <- (1-mix)*theta + mix/E
-before the normalisation), hard (1: dispatch of z>0.5, 0: soft), training (1: noise and Gamma
+before the normalisation), hard (1: dispatch of z>0.5, 0: soft), topk (1: dispatch the k largest
+logit + noise instead; overrides hard), training (1: noise and Gamma
 draws, 0: eval), seed (Gamma draws), weights_all (1: r = normalize(z_soft*theta) over all E and a
 dispatched expert keeps r_i; 0: straight-through z renormalised over the dispatched experts),
 center (1: the gate's linear part centred per token), sparsity_batch (1: the penalty on the batch
@@ -59,6 +60,7 @@ def main():
     pi, sigma2, eps = scalar(inputs, "pi"), scalar(inputs, "sigma2"), scalar(inputs, "eps")
     theta_mix = scalar(inputs, "theta_mix")
     hard, training = bool(scalar(inputs, "hard")), bool(scalar(inputs, "training"))
+    topk = bool(scalar(inputs, "topk"))
     seed = int(scalar(inputs, "seed"))
     weights_all, center = bool(scalar(inputs, "weights_all")), bool(scalar(inputs, "center"))
     sparsity_batch = bool(scalar(inputs, "sparsity_batch"))
@@ -79,7 +81,14 @@ def main():
     g = torch.log(u) - torch.log(1 - u) if training else torch.zeros_like(u)
     s = logits + g
     z_soft = torch.sigmoid(s / tau)
-    if hard:
+    if topk:
+        mask = torch.zeros(T, E, dtype=torch.bool)
+        for t in range(T):  # the k largest scores of each token, one at a time
+            order = sorted(range(E), key=lambda e: -float(s[t, e]))
+            mask[t, order[:int(k)]] = True
+        empty = ~(s > 0).any(dim=1)
+        z = mask.double() + z_soft - z_soft.detach()
+    elif hard:
         selected = s > 0
         empty = ~selected.any(dim=1)
         fallback = F.one_hot(s.argmax(dim=1), E).bool()
@@ -148,7 +157,7 @@ def main():
     total = sum(losses.values()) + (probe * weights).sum()
     total.backward()
 
-    n_empty = empty.sum().double() if hard else torch.zeros((), dtype=torch.float64)
+    n_empty = empty.sum().double() if (hard or topk) else torch.zeros((), dtype=torch.float64)
     out = {"mask": mask, "weights": weights, "alpha_q": alpha_q, "gamma": draws, "total": total, "empty": n_empty,
            "expected_active": z_soft.sum(dim=1).mean(), "grad.x": x.grad}
     out.update(losses)

@@ -71,6 +71,12 @@ std::vector<RouterCase> router_cases() {
       cases.push_back(c);
     }
   }
+  {
+    RouterCase c{"dirmoe top-k dispatch, k=2, centred logits", tiny("dirmoe", 2), 300};
+    c.config.router.dirmoe.selection = "topk";
+    c.config.router.dirmoe.center_logits = true;
+    cases.push_back(c);
+  }
   return cases;
 }
 

@@ -55,24 +55,47 @@ TEST_CASE("grouped-GEMM path matches the loop (CPU, bf16)", "[model][experts]") 
   CHECK((experts->w_down.grad() - gw_loop).abs().max().item<double>() < 0.02 * gw_loop.abs().max().item<double>());
 }
 
-TEST_CASE("CUDA grouped GEMM (bf16) matches the CPU loop", "[model][experts][gpu]") {
-  REQUIRE(torch::cuda::is_available());
-  torch::manual_seed(23);
-  SwigluExperts experts(5, 64, 128, 0.1);
-  const torch::Tensor x_ND = torch::randn({25, 64});
-  const torch::Tensor g_ND = torch::randn({25, 64});
-  const torch::Tensor x_cpu = x_ND.clone().requires_grad_(true);
-  const torch::Tensor y_cpu = experts->forward_loop(x_cpu, test_counts());
-  (y_cpu * g_ND).sum().backward();
-  const torch::Tensor gw_cpu = experts->w_gate.grad().clone();
+// The CUDA paths (grouped GEMM and loop) against a float64 reference: tests/gpu/test_gpu_experts.cpp.
 
-  experts->zero_grad();
-  experts->to(torch::kCUDA);
-  const torch::Tensor x_gpu = x_ND.to(torch::kCUDA).requires_grad_(true);
-  const torch::Tensor y_gpu = experts->forward(x_gpu, test_counts().to(torch::kCUDA));  // grouped on CUDA
-  (y_gpu * g_ND.to(torch::kCUDA)).sum().backward();
-  const torch::Tensor gw_gpu = experts->w_gate.grad().cpu();
-  CHECK((y_gpu.cpu() - y_cpu).abs().max().item<double>() < 0.02 * y_cpu.abs().max().item<double>());
-  CHECK((x_gpu.grad().cpu() - x_cpu.grad()).abs().max().item<double>() < 0.02 * x_cpu.grad().abs().max().item<double>());
-  CHECK((gw_gpu - gw_cpu).abs().max().item<double>() < 0.02 * gw_cpu.abs().max().item<double>());
+// The fused CPU path computes the loop's function: same values and the same gradients of x and of
+// every weight (float64, so any difference is a bookkeeping error, not rounding), with empty
+// experts first, inside and last, and without a gradient for x.
+TEST_CASE("fused expert path matches the loop, values and every gradient", "[model][experts]") {
+  // one thread (a sequential pass over the blocks) and three (the blocks shared among threads)
+  const int threads = GENERATE(1, 3);
+  const int threads_before = torch::get_num_threads();
+  torch::set_num_threads(threads);
+  torch::manual_seed(24);
+  SwigluExperts experts(6, 12, 20, 0.4);
+  experts->to(torch::kFloat64);
+  const torch::Tensor counts_E = torch::tensor({0, 3, 0, 9, 5, 0}, torch::kInt64);
+  const torch::Tensor g_ND = torch::randn({17, 12}, torch::kFloat64);
+  for (const bool x_grad : {true, false}) {
+    const torch::Tensor x_ND = torch::randn({17, 12}, torch::kFloat64).requires_grad_(x_grad);
+    auto run = [&](bool fused) {
+      experts->zero_grad();
+      if (x_grad) x_ND.mutable_grad() = torch::Tensor();
+      const torch::Tensor y =
+          fused ? experts->forward_fused(x_ND, counts_E) : experts->forward_loop(x_ND, counts_E);
+      (y * g_ND).sum().backward();
+      return std::vector<torch::Tensor>{y.detach(), x_grad ? x_ND.grad() : torch::zeros({1}),
+                                        experts->w_gate.grad(), experts->w_up.grad(), experts->w_down.grad()};
+    };
+    const auto loop = run(false), fused = run(true);
+    for (size_t i = 0; i < loop.size(); ++i) {
+      INFO("tensor " << i << " (y, dx, dW_gate, dW_up, dW_down), x requires grad: " << x_grad);
+      REQUIRE(fused[i].sizes() == loop[i].sizes());
+      CHECK(torch::allclose(fused[i], loop[i], 1e-12, 1e-12));
+    }
+    // the empty experts' weight gradients are 0, not left unwritten
+    CHECK(fused[2][0].abs().max().item<double>() == 0.0);
+    CHECK(fused[4][5].abs().max().item<double>() == 0.0);
+  }
+  // CPU forward() takes the fused path; set_fused(false) the loop (same values either way)
+  const torch::Tensor x_ND = torch::randn({17, 12}, torch::kFloat64);
+  const torch::Tensor y_default = experts->forward(x_ND, counts_E);
+  experts->set_fused(false);
+  CHECK(torch::allclose(experts->forward(x_ND, counts_E), y_default, 1e-12, 1e-12));
+  CHECK(experts->forward_fused(torch::zeros({0, 12}, torch::kFloat64), torch::zeros({6}, torch::kInt64)).size(0) == 0);
+  torch::set_num_threads(threads_before);
 }

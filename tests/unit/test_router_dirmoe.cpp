@@ -116,6 +116,7 @@ void check_against_reference(const ReferenceCase& c) {
   inputs["eps"] = scalar(d.alpha_eps);
   inputs["theta_mix"] = scalar(d.theta_mix);
   inputs["hard"] = scalar(c.selection == "hard" ? 1.0 : 0.0);
+  inputs["topk"] = scalar(c.selection == "topk" ? 1.0 : 0.0);
   inputs["training"] = scalar(c.training ? 1.0 : 0.0);
   inputs["seed"] = scalar(static_cast<double>(c.seed));
   inputs["weights_all"] = scalar(c.weights == "all" ? 1.0 : 0.0);
@@ -156,6 +157,7 @@ void check_against_reference(const ReferenceCase& c) {
     INFO("gradient of " << p.key());
     CHECK(rel_error(p.value().grad(), ref.at("grad." + p.key())) < 1e-6);
   }
+  if (c.selection == "topk") CHECK(torch::equal(out.dispatch_mask_TE.sum(1), torch::full({T}, c.k, torch::kLong)));
   if (c.selection == "hard" && !c.center) {
     // both dispatch paths are exercised: some tokens fall back, some pick experts themselves
     // (centred logits keep every token's selection count near the bias's, so none falls back there)
@@ -183,6 +185,11 @@ TEST_CASE("dirmoe forward, losses and gradients equal the Python reference", "[r
     check_against_reference({"hard", true, 1, 0.0, 300, true, 18, "all", true, "batch", 0.7, 0.4});
     check_against_reference({"hard", true, 2, 0.0, 0, false, 19, "all", true, "token", 0.2, 0.0});
     check_against_reference({"hard", true, 2, 0.0, 0, false, 20, "all", false, "expected", 0.0, 0.0});
+  }
+  SECTION("top-k dispatch, training and eval") {
+    check_against_reference({"topk", true, 2, 0.0, 0, false, 22, "all", true, "expected", 0.5, 0.3});
+    check_against_reference({"topk", false, 1, 0.0, 0, false, 23, "all", true, "expected", 0.5, 0.3});
+    check_against_reference({"topk", true, 1, 0.0, 0, false, 24, "dispatched", false, "token", 0.0, 0.0});
   }
 }
 
@@ -236,10 +243,13 @@ TEST_CASE("dirmoe is registered and sized as documented", "[router][dirmoe]") {
   for (const auto& p : router->parameters()) n += p.numel();
   // gate 256·8+8, α MLP 256·256+256, α_lo and α_hi 2·(256·8+8), decoder 8·256+256
   CHECK(n == (256 * 8 + 8) + (256 * 256 + 256) + 2 * (256 * 8 + 8) + (8 * 256 + 256));
-  // the gate bias starts at τ_0·logit(k/E)
+  // the gate bias starts at logit(k/E) (P(ℓ + g > 0) = k/E), or τ_0·logit(k/E) when asked
   auto* dir = dynamic_cast<DirmoeRouterImpl*>(router.get());
   REQUIRE(dir != nullptr);
-  CHECK(dir->gate->bias[0].item<double>() == Approx(2.0 * std::log((1.0 / 8) / (7.0 / 8))).epsilon(1e-6));
+  CHECK(dir->gate->bias[0].item<double>() == Approx(std::log((1.0 / 8) / (7.0 / 8))).epsilon(1e-6));
+  config.router.dirmoe.gate_bias_init = "tau_logit";
+  DirmoeRouterImpl tau_scaled(config);
+  CHECK(tau_scaled.gate->bias[0].item<double>() == Approx(2.0 * std::log((1.0 / 8) / (7.0 / 8))).epsilon(1e-6));
 }
 
 TEST_CASE("dirmoe schedules move with set_step and stay put when disabled", "[router][dirmoe]") {
@@ -286,7 +296,10 @@ TEST_CASE("dirmoe eval mode is deterministic", "[router][dirmoe]") {
   const auto b = router.forward(x);
   CHECK(torch::equal(a.dispatch_mask_TE, b.dispatch_mask_TE));
   CHECK(torch::equal(a.weights_TE, b.weights_TE));
-  CHECK(torch::allclose(a.weights_TE.sum(1), torch::ones({32}), 1e-6, 1e-6));
+  // k = 2 experts each, weighted by their share of r = normalize(z̃ ⊙ θ) over all E
+  CHECK(torch::equal(a.dispatch_mask_TE.sum(1), torch::full({32}, 2, torch::kLong)));
+  CHECK(torch::equal(a.weights_TE.ne(0), a.dispatch_mask_TE));
+  CHECK((a.weights_TE.sum(1) <= 1.0 + 1e-6).all().item<bool>());
   // training draws differ
   router.train();
   const auto c = router.forward(x);
@@ -297,6 +310,8 @@ TEST_CASE("dirmoe eval mode is deterministic", "[router][dirmoe]") {
 TEST_CASE("dirmoe empty selection falls back to exactly one expert with finite weights", "[router][dirmoe]") {
   torch::manual_seed(4);
   Config config = small_config(16, 8, 1);
+  config.router.dirmoe.selection = "hard";  // the threshold rule and its fallback
+  config.router.dirmoe.weights = "dispatched";
   DirmoeRouterImpl router(config);
   {
     torch::NoGradGuard no_grad;
@@ -333,6 +348,13 @@ double control_active_experts(int64_t k, double* expected_active) {
   const int64_t steps = k == 1 ? 600 : 300;  // k=1 needs more decisive logits: the fallback makes extras count
   Config config = small_config(D, E, k);
   auto& d = config.router.dirmoe;
+  // the paper's threshold rule held at k by its per-token penalty alone (top-k dispatch is k by construction)
+  d.selection = "hard";
+  d.sparsity_penalty = "token";
+  d.gate_bias_init = "tau_logit";
+  d.center_logits = false;
+  d.usage_kl = 0.0;
+  d.balance_coef = 0.0;
   d.alpha_hidden = 32;
   d.lambda_sparsity = 10.0;          // strong enough to hold E[k] against the reconstruction's pull
   d.recon_variance = static_cast<double>(D);  // unit-variance embeddings: recon ≈ 1/2 per token

@@ -147,26 +147,3 @@ TEST_CASE("accumulator rejects mismatched shapes", "[stats]") {
   acc.set_domains(torch::zeros({7}, torch::kInt64));
   CHECK_THROWS(acc.record(0, torch::zeros({3, 4}, torch::kBool), torch::zeros({3, 4})));
 }
-
-TEST_CASE("accumulator keeps its counters on CUDA", "[stats][gpu]") {
-  if (!torch::cuda::is_available()) return;
-  auto gen = at::detail::createCPUGenerator(5);
-  const int64_t E = 8;
-  RoutingStatsAccumulator gpu({1, E, 3}), cpu({1, E, 3});
-  for (int i = 0; i < 4; ++i) {
-    auto mask = torch::rand({1000, E}, gen) < 0.3;
-    auto w = torch::rand({1000, E}, gen);
-    auto d = torch::randint(0, 3, {1000}, gen, torch::kInt64);
-    cpu.set_domains(d);
-    cpu.record(0, mask, w);
-    gpu.set_domains(d.cuda());
-    gpu.record(0, mask.cuda(), w.cuda());
-  }
-  const auto a = gpu.snapshot().layers[0], b = cpu.snapshot().layers[0];
-  CHECK(a.tokens_per_expert == b.tokens_per_expert);
-  CHECK(a.active_experts_hist == b.active_experts_hist);
-  CHECK(a.expert_coactivation == b.expert_coactivation);
-  CHECK(a.token_simpson_sum == Approx(b.token_simpson_sum).epsilon(1e-9));
-  for (size_t i = 0; i < a.domain_expert_tokens.size(); ++i)
-    CHECK(a.domain_expert_tokens[i] == Approx(b.domain_expert_tokens[i]).epsilon(1e-9));
-}

@@ -152,38 +152,50 @@ TEST_CASE("a NaN in a router's logits is named with the router's own loss terms"
 }
 
 TEST_CASE("dirmoe with every token's selection empty and no theta floor stays finite", "[router][dirmoe][faults]") {
-  torch::manual_seed(9);
-  dirmoe::Config c = small_decoder_config("dirmoe");
-  c.router.dirmoe.theta_mix = 0.0;  // no floor under θ: the renormalisation sees raw Dirichlet draws
-  c.validate();
-  dirmoe::DirmoeRouterImpl router(c);
-  {
-    torch::NoGradGuard no_grad;
-    router.gate->bias.fill_(-1e4);        // no expert is selected for any token
-    router.alpha_hi->bias.fill_(-30.0);   // and the concentrations are tiny, so θ is often ~0
-    router.alpha_lo->bias.fill_(-30.0);
-  }
-  const torch::Tensor x_TD = torch::randn({256, c.model.d_model}).requires_grad_(true);
-  for (bool training : {true, false}) {
-    INFO("training " << training);
-    router.train(training);
-    const auto out = router.forward(x_TD);
-    CHECK(out.metrics.at("empty_selection").item<double>() == 256);
-    CHECK(torch::equal(out.dispatch_mask_TE.sum(1), torch::ones({256}, torch::kLong)));
-    CHECK(torch::isfinite(out.weights_TE).all().item<bool>());
-    CHECK(torch::allclose(out.weights_TE.sum(1), torch::ones({256}), 1e-5, 1e-5));
-    torch::Tensor total = out.weights_TE.square().sum();
-    for (const auto& [name, loss] : out.aux_losses) {
-      INFO(name);
-      CHECK(std::isfinite(loss.item<double>()));
-      total = total + loss;
+  // the threshold dispatch with weights renormalised over the dispatched experts (where θ ≈ 0 overflows
+  // first), and the defaults (top-k dispatch, r over all E, computed in log space)
+  for (const auto& [selection, weights] : {std::pair<std::string, std::string>{"hard", "dispatched"}, {"topk", "all"}}) {
+    INFO("selection " << selection << ", weights " << weights);
+    torch::manual_seed(9);
+    dirmoe::Config c = small_decoder_config("dirmoe");
+    c.router.dirmoe.theta_mix = 0.0;  // no floor under θ: the normalisation sees raw Dirichlet draws
+    c.router.dirmoe.selection = selection;
+    c.router.dirmoe.weights = weights;
+    c.validate();
+    dirmoe::DirmoeRouterImpl router(c);
+    {
+      torch::NoGradGuard no_grad;
+      router.gate->bias.fill_(-1e4);        // no expert is selected for any token
+      router.alpha_hi->bias.fill_(-30.0);   // and the concentrations are tiny, so θ is often ~0
+      router.alpha_lo->bias.fill_(-30.0);
     }
-    router.zero_grad();
-    if (x_TD.grad().defined()) x_TD.grad().zero_();
-    total.backward();
-    CHECK(torch::isfinite(x_TD.grad()).all().item<bool>());
-    for (const auto& p : router.parameters()) {
-      if (p.grad().defined()) CHECK(torch::isfinite(p.grad()).all().item<bool>());
+    const torch::Tensor x_TD = torch::randn({256, c.model.d_model}).requires_grad_(true);
+    for (bool training : {true, false}) {
+      INFO("training " << training);
+      router.train(training);
+      const auto out = router.forward(x_TD);
+      CHECK(out.metrics.at("empty_selection").item<double>() == 256);
+      CHECK(torch::equal(out.dispatch_mask_TE.sum(1), torch::ones({256}, torch::kLong)));
+      CHECK(torch::isfinite(out.weights_TE).all().item<bool>());
+      if (weights == "dispatched") {
+        CHECK(torch::allclose(out.weights_TE.sum(1), torch::ones({256}), 1e-5, 1e-5));
+      } else {  // the dispatched expert keeps its share of r, in (0, 1]
+        CHECK((out.weights_TE.sum(1) > 0).all().item<bool>());
+        CHECK((out.weights_TE.sum(1) <= 1.0 + 1e-6).all().item<bool>());
+      }
+      torch::Tensor total = out.weights_TE.square().sum();
+      for (const auto& [name, loss] : out.aux_losses) {
+        INFO(name);
+        CHECK(std::isfinite(loss.item<double>()));
+        total = total + loss;
+      }
+      router.zero_grad();
+      if (x_TD.grad().defined()) x_TD.grad().zero_();
+      total.backward();
+      CHECK(torch::isfinite(x_TD.grad()).all().item<bool>());
+      for (const auto& p : router.parameters()) {
+        if (p.grad().defined()) CHECK(torch::isfinite(p.grad()).all().item<bool>());
+      }
     }
   }
 }

@@ -319,8 +319,8 @@ void Config::validate() const {
   need(r.type != "sparsemixer" || m.n_experts_active <= 2,
        "router.type sparsemixer supports model.n_experts_active 1 or 2");
   const auto& d = r.dirmoe;
-  need(d.selection == "hard" || d.selection == "soft",
-       fmt::format("router.dirmoe.selection \"{}\" must be \"hard\" or \"soft\"", d.selection));
+  need(d.selection == "hard" || d.selection == "topk" || d.selection == "soft",
+       fmt::format("router.dirmoe.selection \"{}\" must be \"hard\", \"topk\" or \"soft\"", d.selection));
   need(d.tau_start > 0 && d.tau_min > 0 && d.tau_min <= d.tau_start && d.tau_decay > 0 && d.tau_decay <= 1,
        "router.dirmoe: need 0 < tau_min <= tau_start and 0 < tau_decay <= 1");
   need(d.lambda_q > 0 && d.lambda_p_start > 0 && d.lambda_p_end > 0 && d.lambda_p_steps >= 0,
@@ -330,8 +330,8 @@ void Config::validate() const {
   need(d.a_lo_gamma > 0 && d.a_lo_gamma <= 1 && d.a_lo_eta > 0,
        "router.dirmoe: a_lo_gamma must be in (0, 1] and a_lo_eta > 0");
   need(d.prior_pi >= 0 && d.prior_pi < 1, "router.dirmoe.prior_pi must be in [0, 1) (0 = k/E)");
-  need(d.beta_theta >= 0 && d.lambda_sparsity >= 0 && d.beta_z >= 0 && d.recon_variance > 0,
-       "router.dirmoe: beta_theta, lambda_sparsity, beta_z must be >= 0 and recon_variance > 0");
+  need(d.beta_theta >= 0 && d.lambda_sparsity >= 0 && d.beta_z >= 0 && d.recon_variance >= 0,
+       "router.dirmoe: beta_theta, lambda_sparsity, beta_z must be >= 0 and recon_variance >= 0 (0: d_model)");
   need(d.alpha_hidden > 0 && d.alpha_eps > 0, "router.dirmoe.alpha_hidden and alpha_eps must be positive");
   need(d.theta_mix >= 0 && d.theta_mix < 1, "router.dirmoe.theta_mix must be in [0, 1) (0 disables the floor)");
   need(d.weights == "all" || d.weights == "dispatched",

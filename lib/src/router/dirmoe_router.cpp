@@ -41,6 +41,8 @@ DirmoeRouterImpl::DirmoeRouterImpl(const Config& config)
       prior_pi_(config.router.dirmoe.prior_pi > 0 ? config.router.dirmoe.prior_pi
                                                   : static_cast<double>(config.model.n_experts_active) /
                                                         static_cast<double>(config.model.n_experts)),
+      recon_variance_(config.router.dirmoe.recon_variance > 0 ? config.router.dirmoe.recon_variance
+                                                             : static_cast<double>(config.model.d_model)),
       schedule_(dirmoe_schedule(config.router.dirmoe, 0)) {
   const int64_t d = config.model.d_model;
   const int64_t h = cfg_.alpha_hidden;
@@ -136,6 +138,10 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
     const torch::Tensor fallback_TE =
         torch::zeros_like(selected_TE).scatter_(1, scores_TE.argmax(/*dim=*/1, /*keepdim=*/true), true);
     mask_TE = selected_TE.logical_or(fallback_TE.logical_and(empty_T.unsqueeze(1)));
+  } else if (cfg_.selection == "topk") {
+    // exactly k experts per token: the k largest ℓ + g (ℓ at eval), whatever the threshold says
+    empty_T = selected_TE.logical_not().all(/*dim=*/1);
+    mask_TE = torch::zeros_like(selected_TE).scatter_(1, std::get<1>(scores_TE.topk(k_, /*dim=*/1)), true);
   } else {
     mask_TE = torch::ones_like(scores_TE, torch::kBool);
     empty_T = torch::zeros({scores_TE.size(0)}, scores_TE.options().dtype(torch::kBool));
@@ -163,7 +169,7 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   } else {
     // straight-through: the forward sees the hard mask, the gradient flows through z̃
     const torch::Tensor z_TE =
-        cfg_.selection == "hard" ? mask_TE.to(z_soft_TE.scalar_type()) + (z_soft_TE - z_soft_TE.detach()) : z_soft_TE;
+        cfg_.selection == "soft" ? z_soft_TE : mask_TE.to(z_soft_TE.scalar_type()) + (z_soft_TE - z_soft_TE.detach());
     const torch::Tensor masked_TE = z_TE * theta_TE;
     weights_TE = masked_TE / masked_TE.sum(1, /*keepdim=*/true);
     r_TE = weights_TE;
@@ -176,7 +182,7 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   // losses: per token, mean over tokens, scaled by their coefficients
   const torch::Tensor recon_TD = decoder->forward(r_TE);
   out.aux_losses["dirmoe_recon"] =
-      (x.detach() - wide(recon_TD)).square().sum(1).mean() * (0.5 / cfg_.recon_variance);
+      (x.detach() - wide(recon_TD)).square().sum(1).mean() * (0.5 / recon_variance_);
   const torch::Tensor alpha_p_TE = schedule_.lambda_p * (z_soft_TE * cfg_.a_hi + (1.0 - z_soft_TE) * schedule_.a_lo);
   out.aux_losses["dirmoe_kl_dir"] = cfg_.beta_theta * dirichlet_kl(alpha_q_TE, alpha_p_TE).mean();
   const torch::Tensor expected_active_T = z_soft_TE.sum(1);
@@ -185,7 +191,7 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   const double k = static_cast<double>(k_);
   torch::Tensor sparsity;
   if (cfg_.sparsity_penalty == "batch") {
-    sparsity = (expected_active_T.mean() - k).square();
+    sparsity = (global_batch_mean(expected_active_T.mean()) - k).square();
   } else if (cfg_.sparsity_penalty == "expected") {
     // E[(n − k)²] = Var[n] + (E[n] − k)² for n a sum of independent Bernoulli(p_i)
     sparsity = ((select_prob_TE * (1.0 - select_prob_TE)).sum(1) + (select_prob_TE.sum(1) - k).square()).mean();
@@ -196,12 +202,13 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   if (cfg_.beta_z > 0) {
     out.aux_losses["dirmoe_kl_bern"] = cfg_.beta_z * bernoulli_kl(logits_TE / tau, prior_pi_).sum(1).mean();
   }
-  const torch::Tensor select_prob_E = select_prob_TE.mean(0);
+  const torch::Tensor select_prob_E = global_batch_mean(select_prob_TE.mean(0));
   if (cfg_.usage_kl > 0) out.aux_losses["dirmoe_usage_kl"] = cfg_.usage_kl * rate_kl(select_prob_E, prior_pi_);
   if (cfg_.balance_coef > 0) {
-    const torch::Tensor dispatched_E = mask_TE.sum(0).to(select_prob_E.scalar_type());
+    const torch::Tensor dispatched_E = global_batch_mean(mask_TE.to(select_prob_E.scalar_type()).mean(0));
     const torch::Tensor f_E = dispatched_E / dispatched_E.sum();
-    const torch::Tensor p_E = select_prob_E / select_prob_E.sum();
+    // NOTE: the floor keeps P finite when every selection probability underflows to 0 (ℓ ≪ 0 throughout)
+    const torch::Tensor p_E = select_prob_E / select_prob_E.sum().clamp_min(std::numeric_limits<float>::min());
     out.aux_losses["dirmoe_balance"] = cfg_.balance_coef * static_cast<double>(e) * (f_E * p_E).sum();
   }
 

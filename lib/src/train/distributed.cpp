@@ -78,14 +78,22 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const std::string& master
 }  // namespace
 
 DistributedContext::DistributedContext() : impl_(std::make_unique<Impl>()) {}
-DistributedContext::~DistributedContext() = default;
+DistributedContext::~DistributedContext() {
+  // NOTE: a normal shutdown of the backend (ProcessGroupNCCL otherwise aborts its communicators
+  // in its destructor and warns about it); a destructor must not throw.
+  if (impl_ && impl_->backend) {
+    try {
+      impl_->backend->shutdown();
+    } catch (const std::exception&) {
+    }
+  }
+}
 
 std::string DistributedContext::backend_name() const { return impl_->name; }
 
 std::unique_ptr<DistributedContext> DistributedContext::from_environment(const torch::Device& device) {
-  auto ctx = std::make_unique<DistributedContext>();
   const int64_t world = env_int("WORLD_SIZE", 1);
-  if (world <= 1) return ctx;
+  if (world <= 1) return std::make_unique<DistributedContext>();
   const int64_t rank = env_int("RANK", -1);
   if (rank < 0 || rank >= world) {
     throw Error(fmt::format("WORLD_SIZE={} but RANK is missing or out of range; start several processes with "
@@ -97,22 +105,46 @@ std::unique_ptr<DistributedContext> DistributedContext::from_environment(const t
   if (addr.empty() || port <= 0 || port > 65535) {
     throw Error("WORLD_SIZE > 1 needs MASTER_ADDR and MASTER_PORT (torchrun sets them)");
   }
-  ctx->rank_ = rank;
-  ctx->world_size_ = world;
-  ctx->local_rank_ = env_int("LOCAL_RANK", rank);
-
+  ProcessGroupSpec spec;
+  spec.rank = rank;
+  spec.world_size = world;
+  spec.local_rank = env_int("LOCAL_RANK", rank);
+  spec.master_addr = addr;
+  spec.master_port = port;
   // torchrun's agent hosts the store itself when TORCHELASTIC_USE_AGENT_STORE is true; every
   // worker is then a client. Otherwise rank 0 hosts it.
-  const bool agent_store = env_or("TORCHELASTIC_USE_AGENT_STORE", "") == "True";
+  spec.agent_store = env_or("TORCHELASTIC_USE_AGENT_STORE", "") == "True";
+  spec.attempt = env_or("TORCHELASTIC_RESTART_COUNT", "0");
+  return connect(spec, device);
+}
+
+std::unique_ptr<DistributedContext> DistributedContext::connect(const ProcessGroupSpec& spec,
+                                                                const torch::Device& device) {
+  if (spec.world_size < 1 || spec.rank < 0 || spec.rank >= spec.world_size) {
+    throw Error(fmt::format("process group: rank {} of world size {} is out of range", spec.rank, spec.world_size));
+  }
+  // Port 0 lets the OS pick a free port, which only a one-process group can use: nobody else has
+  // to find the store.
+  const bool own_store = spec.world_size == 1 && !spec.agent_store;
+  if (spec.master_port < (own_store ? 0 : 1) || spec.master_port > 65535) {
+    throw Error(fmt::format("process group: store port {} is out of range (1..65535)", spec.master_port));
+  }
+  auto ctx = std::make_unique<DistributedContext>();
+  ctx->rank_ = spec.rank;
+  ctx->world_size_ = spec.world_size;
+  ctx->local_rank_ = spec.local_rank;
+  const int64_t rank = spec.rank;
+  const int64_t world = spec.world_size;
+  const std::string& addr = spec.master_addr;
+
   c10d::TCPStoreOptions options;
-  options.port = static_cast<uint16_t>(port);
-  options.isServer = !agent_store && rank == 0;
-  options.numWorkers = agent_store ? std::nullopt : std::optional<size_t>(static_cast<size_t>(world));
-  options.waitWorkers = !agent_store;
+  options.port = static_cast<uint16_t>(spec.master_port);
+  options.isServer = !spec.agent_store && rank == 0;
+  options.numWorkers = spec.agent_store ? std::nullopt : std::optional<size_t>(static_cast<size_t>(world));
+  options.waitWorkers = !spec.agent_store;
   options.timeout = std::chrono::minutes(10);
   auto tcp = c10::make_intrusive<c10d::TCPStore>(addr, options);
-  const std::string attempt = env_or("TORCHELASTIC_RESTART_COUNT", "0");
-  ctx->impl_->store = c10::make_intrusive<c10d::PrefixStore>("dirmoe/attempt_" + attempt, tcp);
+  ctx->impl_->store = c10::make_intrusive<c10d::PrefixStore>("dirmoe/attempt_" + spec.attempt, tcp);
 
   if (device.is_cuda()) {
 #ifdef DIRMOE_HAVE_NCCL
@@ -137,6 +169,8 @@ std::unique_ptr<DistributedContext> DistributedContext::from_environment(const t
   }
   return ctx;
 }
+
+bool DistributedContext::has_group() const { return impl_->backend != nullptr; }
 
 std::unique_ptr<DistributedContext> DistributedContext::in_process(const std::string& name, int64_t rank, int64_t world) {
   TORCH_CHECK(world >= 1 && rank >= 0 && rank < world, "in_process: rank ", rank, " of ", world);
@@ -177,7 +211,7 @@ std::unique_ptr<DistributedContext> DistributedContext::new_group(const std::str
   group->world_size_ = static_cast<int64_t>(ranks.size());
   group->local_rank_ = local_rank_;
   group->group_name_ = name;
-  if (group->world_size_ == 1) return group;  // every collective of one process is the identity
+  if (group->world_size_ == 1) return group;  // no backend: every collective of one process is the identity
   group->impl_->store = c10::make_intrusive<c10d::PrefixStore>("group/" + name, impl_->store);
   const int r = static_cast<int>(group->rank_);
   const int n = static_cast<int>(group->world_size_);
@@ -204,7 +238,7 @@ void DistributedContext::broadcast_module(torch::nn::Module& module) {
 }
 
 void DistributedContext::broadcast_tensors(const std::vector<torch::Tensor>& tensors) {
-  if (!active()) return;
+  if (!has_group()) return;
   torch::NoGradGuard no_grad;
   for (const auto& t : tensors) {
     std::vector<torch::Tensor> one{t.data()};
@@ -213,7 +247,7 @@ void DistributedContext::broadcast_tensors(const std::vector<torch::Tensor>& ten
 }
 
 void DistributedContext::broadcast_buffers(torch::nn::Module& module) {
-  if (!active()) return;
+  if (!has_group()) return;
   torch::NoGradGuard no_grad;
   // One flat broadcast per (device, dtype) instead of one per buffer: this runs every step.
   std::map<std::string, std::vector<torch::Tensor>> groups;
@@ -235,14 +269,14 @@ void DistributedContext::broadcast_buffers(torch::nn::Module& module) {
 }
 
 void DistributedContext::average_gradients(const std::vector<torch::Tensor>& parameters, int64_t bucket_bytes) {
-  if (!active()) return;
+  if (!has_group()) return;
   reduce_gradients(parameters, 1.0 / static_cast<double>(world_size_), bucket_bytes);
 }
 
 void DistributedContext::reduce_gradients(const std::vector<torch::Tensor>& parameters, double scale,
                                           int64_t bucket_bytes) {
   torch::NoGradGuard no_grad;
-  if (!active()) {
+  if (!has_group()) {
     if (scale == 1.0) return;
     for (const auto& p : parameters) {
       if (p.grad().defined()) p.grad().mul_(scale);
@@ -299,7 +333,7 @@ void DistributedContext::reduce_gradients(const std::vector<torch::Tensor>& para
 }
 
 void DistributedContext::average_(torch::Tensor& values) {
-  if (!active()) return;
+  if (!has_group()) return;
   std::vector<torch::Tensor> one{values};
   c10d::AllreduceOptions opts;
   opts.reduceOp = c10d::ReduceOp::SUM;
@@ -308,7 +342,7 @@ void DistributedContext::average_(torch::Tensor& values) {
 }
 
 void DistributedContext::sum_(torch::Tensor& values) {
-  if (!active()) return;
+  if (!has_group()) return;
   std::vector<torch::Tensor> one{values};
   c10d::AllreduceOptions opts;
   opts.reduceOp = c10d::ReduceOp::SUM;
@@ -324,7 +358,7 @@ torch::Tensor DistributedContext::all_to_all(const torch::Tensor& input, const s
   const int64_t rows_out = std::accumulate(output_splits.begin(), output_splits.end(), int64_t{0});
   TORCH_CHECK(input.dim() >= 1 && input.size(0) == rows_in, "all_to_all over '", group_name_, "': input has ",
               input.dim() >= 1 ? input.size(0) : 0, " rows, its splits sum to ", rows_in);
-  if (!active()) {
+  if (!has_group()) {
     TORCH_CHECK(rows_out == rows_in, "all_to_all of one process: output splits ", rows_out, " != input ", rows_in);
     return input;
   }
@@ -338,7 +372,7 @@ torch::Tensor DistributedContext::all_to_all(const torch::Tensor& input, const s
 }
 
 torch::Tensor DistributedContext::all_gather_cat(const torch::Tensor& input) {
-  if (!active()) return input;
+  if (!has_group()) return input;
   std::vector<torch::Tensor> inputs{input.contiguous()};
   std::vector<std::vector<torch::Tensor>> outputs(1);
   for (int64_t r = 0; r < world_size_; ++r) outputs[0].push_back(torch::empty_like(inputs[0]));
@@ -347,7 +381,7 @@ torch::Tensor DistributedContext::all_gather_cat(const torch::Tensor& input) {
 }
 
 void DistributedContext::max_(torch::Tensor& values) {
-  if (!active()) return;
+  if (!has_group()) return;
   std::vector<torch::Tensor> one{values};
   c10d::AllreduceOptions opts;
   opts.reduceOp = c10d::ReduceOp::MAX;
@@ -355,7 +389,7 @@ void DistributedContext::max_(torch::Tensor& values) {
 }
 
 std::vector<std::string> DistributedContext::gather_to_main(const std::string& mine, const std::string& tag) {
-  if (!active()) return {mine};
+  if (!has_group()) return {mine};
   const std::string key = "gather/" + tag + "/";
   impl_->store->set(key + std::to_string(rank_), std::vector<uint8_t>(mine.begin(), mine.end()));
   std::vector<std::string> out;
@@ -385,7 +419,7 @@ std::shared_ptr<BatchMeanReducer> make_batch_mean_reducer(DistributedContext& di
 }
 
 void DistributedContext::barrier() {
-  if (!active()) return;
+  if (!has_group()) return;
   // A tiny all-reduce is a barrier every backend implements the same way.
   torch::Tensor t = torch::zeros({1}, impl_->name == "nccl" ? torch::Device(torch::kCUDA, local_rank_) : torch::Device(torch::kCPU));
   max_(t);

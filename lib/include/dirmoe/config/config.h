@@ -56,9 +56,14 @@ struct SparseMixerRouterConfig {
   double balance_coef = 1e-2;   // the Switch balance loss coefficient
 };
 
-/// DirMoE: spike-and-slab routing on the simplex (arXiv 2602.09001 §3–5, DESIGN.md).
+/// DirMoE: spike-and-slab routing on the simplex (arXiv 2602.09001 §3–5, DESIGN.md). The method
+/// as implemented, each constant's provenance and the measurements that chose the [ours] values:
+/// docs/dirmoe.md.
 struct DirmoeRouterConfig {
-  std::string selection = "hard";   // "hard": straight-through dispatch of z̃>0.5; "soft": all experts
+  // "topk": dispatch the k largest ℓ + g (exactly k per token) [ours, docs/dirmoe.md H6];
+  // "hard": the experts with z̃ > 0.5 (ℓ + g > 0), a token with none keeps argmax(ℓ + g);
+  // "soft": every expert (dense ablation)
+  std::string selection = "topk";
   // Binary-Concrete temperature τ_z(t) = max(tau_min, tau_start·tau_decay^t)
   double tau_start = 2.0;           // [paper, via secondary notes]
   double tau_min = 0.5;             // [ours]
@@ -82,31 +87,36 @@ struct DirmoeRouterConfig {
   double prior_pi = 0.0;            // Bernoulli prior π; 0: k/E
   // loss coefficients: L = recon + β_θ·KL_Dir + λ_sparsity·(Σz̃−k)² + β_z·KL_Bern
   double beta_theta = 0.01;         // [paper, via secondary notes]
-  double lambda_sparsity = 0.01;    // [paper]
+  double lambda_sparsity = 10.0;    // [ours, docs/dirmoe.md; paper: 0.01 with its per-token relaxed penalty]
   double beta_z = 0.0;              // Bernoulli KL toward π, off by default
-  double recon_variance = 1.0;      // σ² of the Gaussian reconstruction [paper, via secondary notes]
+  // σ² of the Gaussian reconstruction; 0: d_model, a unit variance per dimension of x [ours, docs/dirmoe.md H2;
+  // paper, via secondary notes: 1]
+  double recon_variance = 0.0;
   bool schedules = true;            // false: τ, a_lo and λ^p stay at their start values (ablation)
   // ---- choices measured in docs/dirmoe.md (each an ablation variant of experiments/sweeps/ablate_dirmoe.sh)
   // routing weights: "all": r = normalize(z̃ ⊙ θ) over all E experts [paper], each dispatched expert keeps
-  // its r_i (the undispatched share is dropped, as Switch keeps p_j); "dispatched": renormalised over the
-  // dispatched experts (r_j = 1 at k = 1, so the selected gate gets no LM gradient)
-  std::string weights = "dispatched";
-  // gate bias at step 0: "tau_logit": τ_0·logit(k/E); "logit": logit(k/E), so that P(ℓ_i + g_i > 0) = k/E
-  std::string gate_bias_init = "tau_logit";
-  bool center_logits = false;       // ℓ = (W·x − mean_e W·x) + b: the token-wide level of the logits removed
-  // "token": λ_s·mean_t (Σ_i z̃_ti − k)² [paper]; "batch": λ_s·(mean_t Σ_i z̃_ti − k)²;
+  // its r_i (the undispatched share is dropped, as Switch keeps p_j) [ours, H1]; "dispatched": renormalised
+  // over the dispatched experts (r_j = 1 at k = 1, so the selected gate gets no LM gradient)
+  std::string weights = "all";
+  // gate bias at step 0: "logit": logit(k/E), so that P(ℓ_i + g_i > 0) = k/E [ours, H4];
+  // "tau_logit": τ_0·logit(k/E) [paper, via secondary notes]
+  std::string gate_bias_init = "logit";
+  // ℓ = (W·x − mean_e W·x) + b: the token-wide level of the logits removed [ours, H4]
+  bool center_logits = true;
   // "expected": λ_s·mean_t E_g[(n_t − k)²] for the hard count n_t = #{i: ℓ_ti + g_ti > 0}, exactly
-  // Σ_i p_ti(1 − p_ti) + (Σ_i p_ti − k)² with p = σ(ℓ) (no temperature)
-  std::string sparsity_penalty = "token";
+  // Σ_i p_ti(1 − p_ti) + (Σ_i p_ti − k)² with p = σ(ℓ) (no temperature) [ours, H3];
+  // "token": λ_s·mean_t (Σ_i z̃_ti − k)² [paper]; "batch": λ_s·(mean_t Σ_i z̃_ti − k)²
+  std::string sparsity_penalty = "expected";
   // > 1: λ_s adapts per layer after every optimiser step, ×factor when the step's mean number of selected
   // experts (ℓ + g > 0, before the fallback) is above k and ÷factor when below (starting from
   // lambda_sparsity, kept in [1e-4, 1e4]); 0: λ_s fixed
   double sparsity_control = 0.0;
   // β_u·Σ_e KL(Bern(ρ_e) ‖ Bern(π)), ρ_e = mean_t σ(ℓ_te): each expert's batch rate of selection
-  // (exactly P(ℓ + g > 0) under the Logistic noise) held at the prior's π; 0 disables
-  double usage_kl = 0.0;
-  // α·E·Σ_e f_e·P_e as Switch (f_e: share of the batch's dispatched tokens, P_e: share of mean σ(ℓ_te)); 0 disables
-  double balance_coef = 0.0;
+  // (exactly P(ℓ + g > 0) under the Logistic noise) held at the prior's π; 0 disables [ours, H5]
+  double usage_kl = 10.0;
+  // α·E·Σ_e f_e·P_e as Switch (f_e: share of the batch's dispatched tokens, P_e: share of mean σ(ℓ_te));
+  // 0 disables [Switch's form, ours in DirMoE with α = 0.3, H5]
+  double balance_coef = 0.3;
 };
 
 struct RouterConfig {

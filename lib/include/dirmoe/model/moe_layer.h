@@ -4,9 +4,9 @@
 //   dispatch: the (token, expert) pairs of the mask sorted by expert (token order inside each
 //             expert), tokens_per_expert_E; with a capacity factor cf > 0 each expert keeps its first
 //             C = ceil(cf·T·k/E) tokens and the overflow pairs are dropped (counted);
-//   experts:  E SwiGLU experts over the sorted rows (grouped GEMM on CUDA, a loop elsewhere); with
-//             expert parallelism the rows first travel to the processes holding their experts and
-//             back (expert_parallel_dispatch.h);
+//   experts:  E SwiGLU experts over the sorted rows (grouped GEMM on CUDA, one fused autograd node
+//             over per-expert GEMMs on the CPU); with expert parallelism the rows first travel to
+//             the processes holding their experts and back (expert_parallel_dispatch.h);
 //   combine:  y_t = Σ_{(t,e) dispatched} weights_TE[t,e]·E_e(x_t)  (weighted scatter-add).
 #include <cstdint>
 #include <map>
@@ -77,6 +77,7 @@ class MoeLayerImpl : public torch::nn::Module {
   RouterImpl& router() { return *router_; }
   const RouterImpl& router() const { return *router_; }
   const SwigluExperts& experts() const { return experts_; }
+  SwigluExperts& experts() { return experts_; }
   int64_t layer_index() const { return layer_index_; }
 
  private:

@@ -17,9 +17,10 @@ torch::Tensor swiglu(const torch::Tensor& x_ND, const torch::Tensor& w_gate_DF, 
 /// E SwiGLU experts over rows sorted by expert.
 ///
 /// forward(x_ND, tokens_per_expert_E): rows [start_e, start_e + n_e) of x_ND belong to expert e
-/// (start_e = Σ_{e'<e} n_e'). On CUDA (unless disabled) the experts run as grouped GEMMs
-/// (`at::_grouped_mm`, bf16, each group padded to a multiple of 8 rows, int32 cumulative offsets);
-/// elsewhere as a loop over the non-empty experts.
+/// (start_e = Σ_{e'<e} n_e'). On CUDA in bf16 (autocast on, or bf16 rows; unless disabled) the
+/// experts run as grouped GEMMs (`at::_grouped_mm`, each group padded to a multiple of 8 rows, int32
+/// cumulative offsets); on the CPU as the fused segment path (forward_fused); otherwise (CUDA fp32)
+/// as the loop, which is also the reference.
 class SwigluExpertsImpl : public torch::nn::Module {
  public:
   /// Weights drawn from N(0, init_std²).
@@ -30,9 +31,16 @@ class SwigluExpertsImpl : public torch::nn::Module {
   torch::Tensor forward_loop(const torch::Tensor& x_ND, const torch::Tensor& tokens_per_expert_E);
   /// The grouped-GEMM path (CUDA, bf16 compute, output in x_ND's dtype). No host synchronisation.
   torch::Tensor forward_grouped(const torch::Tensor& x_ND, const torch::Tensor& tokens_per_expert_E);
+  /// The loop's GEMMs as one autograd node over all experts (any device, any dtype; copies
+  /// tokens_per_expert_E to the host): every expert's rows are computed into one preallocated
+  /// buffer, and the backward writes each expert's weight gradients straight into the (E, D, F)
+  /// gradient, where the loop's autograd graph would concatenate outputs and stack gradients.
+  torch::Tensor forward_fused(const torch::Tensor& x_ND, const torch::Tensor& tokens_per_expert_E);
 
-  /// false: use the loop on CUDA too (debugging, float64 checks).
+  /// false: use the loop on CUDA in bf16 too (debugging).
   void set_grouped_gemm(bool enabled) { grouped_gemm_ = enabled; }
+  /// false: the CPU runs forward_loop instead of forward_fused (benchmarks compare the two).
+  void set_fused(bool enabled) { fused_ = enabled; }
 
   torch::Tensor w_gate;  // (E, D, F)
   torch::Tensor w_up;    // (E, D, F)
@@ -40,6 +48,7 @@ class SwigluExpertsImpl : public torch::nn::Module {
 
  private:
   bool grouped_gemm_ = true;
+  bool fused_ = true;
 };
 TORCH_MODULE(SwigluExperts);
 

@@ -61,6 +61,7 @@ class DirmoeRouterImpl : public RouterImpl {
   int64_t n_experts_;
   int64_t k_;
   double prior_pi_;
+  double recon_variance_;  // σ², resolved (recon_variance or d_model)
   DirmoeScheduleValues schedule_;
   // mean selected experts per token (ℓ + g > 0, before the fallback), summed over the training
   // forwards since update_controller()

@@ -17,6 +17,18 @@
 
 namespace dirmoe {
 
+/// Where one process joins a process group: its rank among world_size processes and the TCPStore
+/// that rank 0 (or torchrun's agent) hosts at master_addr:master_port.
+struct ProcessGroupSpec {
+  int64_t rank = 0;
+  int64_t world_size = 1;
+  int64_t local_rank = 0;        // CUDA device index of this process
+  std::string master_addr = "127.0.0.1";
+  int64_t master_port = 0;       // 1..65535; 0 (a free port) only for a one-process group
+  bool agent_store = false;      // torchrun's agent hosts the store; every rank is a client
+  std::string attempt = "0";     // torchrun's restart count: keys of a restarted attempt stay apart
+};
+
 class DistributedContext {
  public:
   /// A single-process context (rank 0 of 1): every collective is the identity.
@@ -31,6 +43,14 @@ class DistributedContext {
   /// Throws dirmoe::Error naming the variable that is missing or malformed.
   static std::unique_ptr<DistributedContext> from_environment(const torch::Device& device);
 
+  /// Joins the group `spec` describes with NCCL (CUDA device) or Gloo (CPU). Unlike
+  /// from_environment, a world of one process also gets a real group, whose collectives run
+  /// through the backend (how the tests exercise NCCL and Gloo on a single device).
+  static std::unique_ptr<DistributedContext> connect(const ProcessGroupSpec& spec, const torch::Device& device);
+
+  /// Is there a process group (every collective below is the identity without one)?
+  bool has_group() const;
+
   /// Rank `rank` of `world` processes that are threads of this process, meeting in an in-memory
   /// store named `name` (Gloo over loopback; tests and benchmarks of the collectives). Every thread
   /// calls it with the same name and world.
@@ -38,13 +58,15 @@ class DistributedContext {
 
   /// A process group over `ranks` (world ranks, ascending) on the same backend; this process must be one
   /// of them, and every one of them calls new_group with the same `name` and ranks (no other
-  /// process takes part). The group's rank() is the position in `ranks`.
+  /// process takes part). The group's rank() is the position in `ranks`; a group of one process has
+  /// no backend (its collectives are the identity).
   std::unique_ptr<DistributedContext> new_group(const std::string& name, const std::vector<int64_t>& ranks);
 
   int64_t rank() const { return rank_; }
   int64_t world_size() const { return world_size_; }
   int64_t local_rank() const { return local_rank_; }
   bool is_main() const { return rank_ == 0; }
+  /// More than one process.
   bool active() const { return world_size_ > 1; }
   /// "gloo", "nccl" or "none".
   std::string backend_name() const;
@@ -58,8 +80,8 @@ class DistributedContext {
   /// Replaces each gradient by its mean over ranks. Gradients are packed into flat buckets of at
   /// most `bucket_bytes` per dtype/device; all buckets are launched, then waited for.
   void average_gradients(const std::vector<torch::Tensor>& parameters, int64_t bucket_bytes = 25 << 20);
-  /// Replaces each gradient by `scale` times its sum over ranks (bucketed as average_gradients). A
-  /// single-process group only scales.
+  /// Replaces each gradient by `scale` times its sum over ranks (bucketed as average_gradients).
+  /// Without a group it only scales.
   void reduce_gradients(const std::vector<torch::Tensor>& parameters, double scale, int64_t bucket_bytes = 25 << 20);
   /// In-place sum over ranks.
   void sum_(torch::Tensor& values);

@@ -192,11 +192,12 @@ def dirmoe_eval_route(logits_TE, alpha_lo_raw_TE, alpha_hi_raw_TE, rule):
     Inputs are the three heads' raw outputs for T tokens: gating logits ℓ (T, E) and the
     pre-softplus α_lo, α_hi heads (T, E). `rule` holds the constants of config.router_eval:
     tau (τ_z in force), a_lo (a_lo(t) in force), alpha_eps (ε), lambda_q (λ^q), theta_mix,
-    selection ("hard" | "soft"), weights ("all" | "dispatched").
+    selection ("hard" | "topk" | "soft"), weights ("all" | "dispatched"), k (experts per token).
 
       α_lo = softplus(·) + a_lo + ε,   α_hi = α_lo + softplus(·) + ε
       z̃ = σ(ℓ/τ)                                        (no Logistic noise at eval)
       hard: dispatch ℓ > 0; a token with none keeps argmax ℓ; z = the 0/1 mask
+      topk: dispatch the k largest ℓ; z = the 0/1 mask
       soft: every expert dispatched; z = z̃
       α^q = λ^q·(z̃·α_hi + (1−z̃)·α_lo);   θ = E[θ] = α^q / Σα^q
       θ̃ = (1−theta_mix)·θ + theta_mix/E   (when theta_mix > 0)
@@ -215,6 +216,9 @@ def dirmoe_eval_route(logits_TE, alpha_lo_raw_TE, alpha_hi_raw_TE, rule):
         empty_T = selected_TE.logical_not().all(1)
         fallback_TE = torch.zeros_like(selected_TE).scatter_(1, logits_TE.argmax(1, keepdim=True), True)
         mask_TE = selected_TE.logical_or(fallback_TE.logical_and(empty_T.unsqueeze(1)))
+        z_TE = mask_TE.to(z_soft_TE.dtype)
+    elif rule["selection"] == "topk":
+        mask_TE = torch.zeros_like(logits_TE, dtype=torch.bool).scatter_(1, logits_TE.topk(int(rule["k"]), 1)[1], True)
         z_TE = mask_TE.to(z_soft_TE.dtype)
     else:
         mask_TE = torch.ones_like(logits_TE, dtype=torch.bool)
@@ -245,6 +249,7 @@ class DirmoeRouter(nn.Module):
         # exports written before these settings existed computed "dispatched" weights, uncentred
         self.rule["weights"] = config.router_eval.get("weights", "dispatched")
         self.center_logits = bool(config.router_eval.get("center_logits", False))
+        self.rule["k"] = config.num_experts_per_tok
         self.gate = nn.Linear(d, e)
         self.alpha_hidden = nn.Linear(d, h)
         self.alpha_lo = nn.Linear(h, e)
