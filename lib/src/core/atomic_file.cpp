@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "dirmoe/core/error.h"
+#include "dirmoe/core/remove_tree.h"
 
 namespace dirmoe {
 namespace fs = std::filesystem;
@@ -40,10 +41,7 @@ AtomicFile::AtomicFile(fs::path final_path) : final_path_(std::move(final_path))
 }
 
 AtomicFile::~AtomicFile() {
-  if (!committed_) {
-    std::error_code ec;
-    fs::remove_all(temp_path_, ec);
-  }
+  if (!committed_) remove_tree(temp_path_.string());
 }
 
 void AtomicFile::commit() {

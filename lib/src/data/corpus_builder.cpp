@@ -20,6 +20,7 @@
 #include "dirmoe/core/build_info.h"
 #include "dirmoe/core/error.h"
 #include "dirmoe/core/progress.h"
+#include "dirmoe/core/remove_tree.h"
 #include "dirmoe/data/document_source.h"
 #include "dirmoe/data/document_split.h"
 #include "dirmoe/data/shard_writer.h"
@@ -80,10 +81,7 @@ class StagingFile {
 /// Removes the staging directory however the build ends.
 struct ScopedDir {
   fs::path path;
-  ~ScopedDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+  ~ScopedDir() { remove_tree(path.string()); }
 };
 
 // Cut a document into tokenizer-training "sentences": runs of lines up to ~1 KB, broken at blank

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/torch.h>
 
 #include "dirmoe/stats/routing_stats_sink.h"
@@ -66,10 +67,18 @@ MoeLayerOutput MoeLayerImpl::forward(const torch::Tensor& x_TD, RoutingStatsSink
   TORCH_CHECK(x_TD.dim() == 2, "MoeLayer expects (T, D) tokens");
   const int64_t n_tokens = x_TD.size(0);
 
-  // 1. route
+  // 1. route, in the router's parameter type (float32) with autocast off: the "selective
+  // precision" of Switch Transformer (Fedus et al. 2022, §2.4). Under bf16 autocast the gate
+  // matmul rounds the logits to 8 bits, and near-ties then pick other experts than fp32 would:
+  // on an H200 a bf16 Switch layer dispatched 5% of its output differently from fp32
+  // (tests/gpu/test_gpu_experts.cpp). The router's matmuls are T·D·E, small beside the experts.
   RouterNoise noise;
   noise.key = noise_key_;
-  RouterOutput routed = router_->forward(x_TD, noise);
+  RouterOutput routed;
+  {
+    const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    routed = router_->forward(x_TD.to(router_->parameters().front().scalar_type()), noise);
+  }
   const torch::Tensor& mask_TE = routed.dispatch_mask_TE;
   const torch::Tensor& weights_TE = routed.weights_TE;
   TORCH_CHECK(mask_TE.sizes() == torch::IntArrayRef({n_tokens, n_experts_}) && weights_TE.sizes() == mask_TE.sizes(),

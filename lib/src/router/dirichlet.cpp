@@ -23,7 +23,13 @@ class GammaReparam : public torch::autograd::Function<GammaReparam> {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor& alpha = saved[0];
     const torch::Tensor& sample = saved[1];
-    return {grad_outputs[0] * at::_standard_gamma_grad(alpha, sample), torch::Tensor()};
+    // NOTE: in float64 on every device. The CPU kernel of _standard_gamma_grad accumulates in
+    // double, the CUDA one in the input's type; in float32 its series and asymptotic branches lose
+    // digits away from the mode, and CUDA's DirMoE gradients then differ from the CPU's by up to
+    // 28% (relative L2, tests/gpu/test_gpu_routers.cpp on an H200). T·E elements: negligible cost.
+    const torch::Tensor dsample_dalpha =
+        at::_standard_gamma_grad(alpha.to(torch::kFloat64), sample.to(torch::kFloat64)).to(alpha.scalar_type());
+    return {grad_outputs[0] * dsample_dalpha, torch::Tensor()};
   }
 };
 

@@ -12,7 +12,11 @@
 namespace dirmoe {
 namespace {
 
-torch::Tensor scalar_metric(double value) { return torch::scalar_tensor(value, torch::kFloat64); }
+/// A schedule value as a metric on the router's device: the trainer packs every metric into one
+/// tensor there before its single copy to the host.
+torch::Tensor scalar_metric(double value, const torch::Device& device) {
+  return torch::scalar_tensor(value, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+}
 
 /// Gate bias so that the Binary Concrete starts near k of E experts: τ_0·logit(k/E). With k = E the
 /// logit is infinite; k/E is then capped at 1 − 1/(2E) (every expert is dispatched anyway).
@@ -225,9 +229,9 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   out.metrics["active_experts"] = active;
   out.metrics["empty_selection"] = empty_T.sum().to(torch::kFloat32);
   out.metrics["expected_active"] = expected_active_T.detach().mean();
-  out.metrics["tau"] = scalar_metric(tau);
-  out.metrics["a_lo"] = scalar_metric(schedule_.a_lo);
-  out.metrics["lambda_p"] = scalar_metric(schedule_.lambda_p);
+  out.metrics["tau"] = scalar_metric(tau, active.device());
+  out.metrics["a_lo"] = scalar_metric(schedule_.a_lo, active.device());
+  out.metrics["lambda_p"] = scalar_metric(schedule_.lambda_p, active.device());
   out.metrics["lambda_sparsity"] = lambda_sparsity.to(torch::kFloat32).clone();
   return out;
 }
