@@ -62,7 +62,8 @@ MoeLayerOutput MoeLayerImpl::forward(const torch::Tensor& x_TD, RoutingStatsSink
   RouterOutput routed;
   {
     const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-    routed = router_->forward(x_TD.to(router_->parameters().front().scalar_type()));
+    const std::vector<torch::Tensor> params = router_->parameters();
+    routed = router_->forward(params.empty() ? x_TD : x_TD.to(params.front().scalar_type()));
   }
   const torch::Tensor& mask_TE = routed.dispatch_mask_TE;
   const torch::Tensor& weights_TE = routed.weights_TE;
