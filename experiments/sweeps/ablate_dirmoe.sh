@@ -20,7 +20,7 @@
 #   h3_batch      chosen with the penalty on the batch mean, (mean_t Σz̃ − k)²
 #   h4_uncentred  chosen without the per-token centring of the gate logits
 #   h4_bias_tau   chosen with the gate bias at τ_0·logit(k/E) instead of logit(k/E)
-#   h5_no_usage   chosen without the usage KL      h5_no_balance   chosen without the balance term
+#   h5_no_usage   chosen without the usage KL      h5_balance   chosen with Switch's balance term, α = 0.3
 #   h6_threshold  chosen with the paper's threshold dispatch (ℓ + g > 0, argmax fallback) instead of top-k
 #   soft          chosen with selection = soft (every expert computed; a dense ablation, not in the default set)
 # Same resume rules as compare_routers.sh (sweep_lib.sh); results.md/csv compare the variants.
@@ -31,7 +31,7 @@ python=${DIRMOE_PYTHON:-$root/.venv/bin/python}
 source "$root/experiments/sweeps/sweep_lib.sh"
 
 out=runs/ablate_dirmoe
-variants="chosen old h1_all h1_all_paper h2_var1 h2_varsqrt h3_token h3_batch h4_uncentred h4_bias_tau h5_no_usage h5_no_balance h6_threshold"
+variants="chosen old h1_all h1_all_paper h2_var1 h2_varsqrt h3_token h3_batch h4_uncentred h4_bias_tau h5_no_usage h5_balance h6_threshold"
 sweep_parse_args "$@"
 set -- "${sweep_rest[@]}"
 while (($#)); do
@@ -63,7 +63,7 @@ variant_sets() {  # the --set arguments that make a variant, one per word
     h4_uncentred) echo "$p.center_logits=false" ;;
     h4_bias_tau) echo "$p.gate_bias_init=tau_logit" ;;
     h5_no_usage) echo "$p.usage_kl=0" ;;
-    h5_no_balance) echo "$p.balance_coef=0" ;;
+    h5_balance) echo "$p.balance_coef=0.3" ;;
     h6_threshold) echo "$p.selection=hard" ;;
     soft) echo "$p.selection=soft" ;;
     *) return 1 ;;

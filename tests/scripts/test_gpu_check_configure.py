@@ -16,7 +16,8 @@ DEPS = os.path.join(ROOT, ".deps")
 # CMake cache entries that must point into the prefix.
 FROM_PREFIX = ["fmt_DIR", "CLI11_DIR", "nlohmann_json_DIR", "Catch2_DIR", "HDF5_C_INCLUDE_DIR", "HDF5_CXX_INCLUDE_DIR",
                "HDF5_hdf5_LIBRARY_RELEASE", "HDF5_hdf5_cpp_LIBRARY_RELEASE", "DIRMOE_sentencepiece_INCLUDE_DIR",
-               "DIRMOE_sentencepiece_LIBRARY", "DIRMOE_libzstd_INCLUDE_DIR", "DIRMOE_libzstd_LIBRARY",
+               "DIRMOE_sentencepiece_sentencepiece_LIBRARY", "DIRMOE_sentencepiece_sentencepiece_train_LIBRARY",
+               "DIRMOE_libzstd_INCLUDE_DIR", "DIRMOE_libzstd_zstd_LIBRARY",
                "ZLIB_INCLUDE_DIR", "ZLIB_LIBRARY_RELEASE", "DIRMOE_GLOO_INCLUDE_DIR"]
 
 
