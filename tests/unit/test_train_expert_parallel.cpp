@@ -247,6 +247,8 @@ TEST_CASE("expert parallel: a decoder step and its checkpoint equal the single-p
     model.module().train();
     ep.shard(model);
     ep.broadcast(model.module());
+    // as the trainer does: the router's batch-level losses (DirMoE's usage KL) over the global batch
+    model.set_batch_mean_reducer(make_batch_mean_reducer(*world));
     auto opt = make_optimizer(model.module(), c.train);
     std::vector<torch::Tensor> params = model.module().parameters();
     model.set_noise_key({7, 0, 0, r * rows * 8});  // its rows of the global batch
