@@ -27,6 +27,8 @@
 #include "dirmoe/train/train_step.h"
 #include "dirmoe/train/trainable_model.h"
 
+#include "random_batches.h"
+
 using namespace dirmoe;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -64,24 +66,7 @@ class TimedExchange : public ExpertExchange {
   std::shared_ptr<ExpertExchange> inner_;
 };
 
-/// Uniform random windows; every rank draws the same global batch (as the trainer's data).
-class RandomBatches : public BatchSource {
- public:
-  RandomBatches(int64_t vocab, int64_t seq_len, uint64_t seed) : vocab_(vocab), seq_len_(seq_len), gen_(seed) {}
-  torch::Tensor next_batch(int64_t batch_size) override {
-    torch::Tensor t = torch::empty({batch_size, seq_len_ + 1}, torch::kInt64);
-    int64_t* p = t.data_ptr<int64_t>();
-    std::uniform_int_distribution<int64_t> pick(0, vocab_ - 1);
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = pick(gen_);
-    return t;
-  }
-  json state() const override { return json::object(); }
-  void restore(const json&) override {}
-
- private:
-  int64_t vocab_, seq_len_;
-  std::mt19937_64 gen_;
-};
+using bench::RandomBatches;
 
 Config scale_config(const std::string& scale) {
   Config c;
