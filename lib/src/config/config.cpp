@@ -25,12 +25,13 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DirmoeRouterConfig, selection, t
                                                 lambda_p_steps, prior_pi, beta_theta, lambda_sparsity, beta_z,
                                                 recon_variance, schedules, weights, gate_bias_init,
                                                 center_logits, sparsity_penalty, sparsity_control, usage_kl,
-                                                balance_coef)
+                                                balance_coef, aux_scale_end, aux_scale_half_life, aux_detach_input)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RouterConfig, type, topk, remoe, sparsemixer, dirmoe)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainConfig, device, seed, threads, batch_size, grad_accum,
                                                 max_steps, lr, lr_min, warmup_frac, weight_decay, adam_beta1,
                                                 adam_beta2, adam_eps, grad_clip, precision, log_every, eval_every,
-                                                eval_batches, ckpt_every, keep_last, stats_every, parity_tolerance)
+                                                eval_batches, ckpt_every, keep_last, stats_every, grad_norm_terms_every,
+                                                parity_tolerance)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataConfig, dir, domain_weights)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EvalConfig, tasks, task_dir, batch_size, max_examples,
                                                 heldout_examples, validation_tokens, seed)
@@ -346,6 +347,8 @@ void Config::validate() const {
   need(d.sparsity_control == 0 || d.lambda_sparsity > 0,
        "router.dirmoe.sparsity_control needs router.dirmoe.lambda_sparsity > 0 as its starting value");
   need(d.usage_kl >= 0 && d.balance_coef >= 0, "router.dirmoe.usage_kl and balance_coef must be >= 0");
+  need(d.aux_scale_end >= 0 && d.aux_scale_end <= 1 && d.aux_scale_half_life > 0,
+       "router.dirmoe.aux_scale_end must be in [0, 1] (1: constant coefficients) and aux_scale_half_life > 0");
 
   const auto& t = train;
   need(t.device == "auto" || t.device == "cpu" || t.device.rfind("cuda", 0) == 0,
@@ -364,6 +367,7 @@ void Config::validate() const {
            t.stats_every >= 0,
        "train: log_every, eval_batches, keep_last must be positive; eval_every, ckpt_every, stats_every >= 0");
   need(t.parity_tolerance > 0, "train.parity_tolerance must be > 0");
+  need(t.grad_norm_terms_every >= 0, "train.grad_norm_terms_every must be >= 0 (0 disables)");
   for (const auto& [domain, weight] : data.domain_weights) {
     need(weight >= 0, fmt::format("data.domain_weights.{} must be >= 0", domain));
   }

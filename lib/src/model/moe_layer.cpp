@@ -63,6 +63,18 @@ std::vector<torch::Tensor> MoeLayerImpl::shard_experts(std::shared_ptr<ExpertExc
   return params;
 }
 
+namespace {
+
+/// The mean combine weight of the dispatched (token, expert) pairs, Σ w·mask / Σ mask: how far a
+/// router's weights are from 1, where the LM gradient on a top-1 gate vanishes (docs/dirmoe.md H9).
+torch::Tensor dispatched_weight(const torch::Tensor& weights_TE, const torch::Tensor& mask_TE) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor mask = mask_TE.to(torch::kFloat32);
+  return (weights_TE.detach().to(torch::kFloat32) * mask).sum() / mask.sum().clamp_min(1.0);
+}
+
+}  // namespace
+
 MoeLayerOutput MoeLayerImpl::forward(const torch::Tensor& x_TD, RoutingStatsSink* sink) {
   TORCH_CHECK(x_TD.dim() == 2, "MoeLayer expects (T, D) tokens");
   const int64_t n_tokens = x_TD.size(0);
@@ -85,6 +97,7 @@ MoeLayerOutput MoeLayerImpl::forward(const torch::Tensor& x_TD, RoutingStatsSink
   TORCH_CHECK(mask_TE.sizes() == torch::IntArrayRef({n_tokens, n_experts_}) && weights_TE.sizes() == mask_TE.sizes(),
               "router ", router_->name(), " returned a mask/weights not of shape (T, E)");
   if (sink != nullptr) sink->record(layer_index_, mask_TE.detach(), weights_TE.detach());
+  routed.metrics["dispatched_weight"] = dispatched_weight(weights_TE, mask_TE);
 
   if (n_experts_ == 1 && capacity_factor_ <= 0.0) {
     // One expert, dropless: the layer is the dense FFN scaled by each token's weight, masked so that

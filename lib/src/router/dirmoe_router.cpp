@@ -110,28 +110,36 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   auto wide = [](const torch::Tensor& t) {
     return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf ? t.to(torch::kFloat32) : t;
   };
-  torch::Tensor logits_TE;
-  if (cfg_.center_logits) {
-    const torch::Tensor linear_TE = wide(torch::matmul(x, gate->weight.t()));
-    logits_TE = linear_TE - linear_TE.mean(1, /*keepdim=*/true) + gate->bias.to(linear_TE.scalar_type());
-  } else {
-    logits_TE = wide(gate->forward(x));
-  }
-  const torch::Tensor hidden_TH = torch::silu(alpha_hidden->forward(x));
-  const torch::Tensor alpha_lo_TE = torch::softplus(wide(alpha_lo->forward(hidden_TH))) + (schedule_.a_lo + eps);
-  const torch::Tensor alpha_hi_TE = alpha_lo_TE + torch::softplus(wide(alpha_hi->forward(hidden_TH))) + eps;
+  struct Heads {
+    torch::Tensor logits_TE, alpha_lo_TE, alpha_hi_TE;
+  };
+  auto heads = [&](const torch::Tensor& in_TD) {
+    Heads h;
+    if (cfg_.center_logits) {
+      const torch::Tensor linear_TE = wide(torch::matmul(in_TD, gate->weight.t()));
+      h.logits_TE = linear_TE - linear_TE.mean(1, /*keepdim=*/true) + gate->bias.to(linear_TE.scalar_type());
+    } else {
+      h.logits_TE = wide(gate->forward(in_TD));
+    }
+    const torch::Tensor hidden_TH = torch::silu(alpha_hidden->forward(in_TD));
+    h.alpha_lo_TE = torch::softplus(wide(alpha_lo->forward(hidden_TH))) + (schedule_.a_lo + eps);
+    h.alpha_hi_TE = h.alpha_lo_TE + torch::softplus(wide(alpha_hi->forward(hidden_TH))) + eps;
+    return h;
+  };
+  const Heads lm = heads(x);
 
   // selection: Binary Concrete z̃ = σ((ℓ + g)/τ), g ~ Logistic(0, 1) in training
-  torch::Tensor scores_TE = logits_TE;
+  torch::Tensor noise_TE;  // the Logistic draw g, undefined at evaluation
   if (is_training()) {
-    torch::Tensor u_TE = noise.uniform_TE.defined() ? noise.uniform_TE.to(logits_TE.options())
-                                                    : fresh_uniform_like(noise.key, RouterNoiseStream::selection, logits_TE);
-    TORCH_CHECK(u_TE.sizes() == logits_TE.sizes(), "DirMoE: uniform noise has shape ", u_TE.sizes(),
-                ", expected ", logits_TE.sizes());
+    torch::Tensor u_TE = noise.uniform_TE.defined() ? noise.uniform_TE.to(lm.logits_TE.options())
+                                                    : fresh_uniform_like(noise.key, RouterNoiseStream::selection, lm.logits_TE);
+    TORCH_CHECK(u_TE.sizes() == lm.logits_TE.sizes(), "DirMoE: uniform noise has shape ", u_TE.sizes(),
+                ", expected ", lm.logits_TE.sizes());
     const double tiny = std::numeric_limits<float>::epsilon();
     u_TE = u_TE.clamp(tiny, 1.0 - tiny);
-    scores_TE = logits_TE + (torch::log(u_TE) - torch::log1p(-u_TE));
+    noise_TE = torch::log(u_TE) - torch::log1p(-u_TE);
   }
+  const torch::Tensor scores_TE = noise_TE.defined() ? lm.logits_TE + noise_TE : lm.logits_TE;
   const torch::Tensor z_soft_TE = torch::sigmoid(scores_TE / tau);
 
   torch::Tensor mask_TE;
@@ -152,16 +160,22 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   }
 
   // contribution: θ ~ Dir(α^q), α^q = λ^q·(z̃·α_hi + (1−z̃)·α_lo)
-  const torch::Tensor alpha_q_TE = cfg_.lambda_q * (z_soft_TE * alpha_hi_TE + (1.0 - z_soft_TE) * alpha_lo_TE);
-  torch::Tensor theta_TE;
-  if (is_training()) {
-    theta_TE = dirichlet_reparam(alpha_q_TE, gamma_draws(noise.gamma_TE, noise.key, RouterNoiseStream::gamma, alpha_q_TE));
-  } else {
-    theta_TE = alpha_q_TE / alpha_q_TE.sum(1, /*keepdim=*/true);
-  }
-  // NOTE: mixing θ with the uniform keeps every θ_i away from 0, where the renormalisation over the
-  // dispatched experts and its straight-through gradient (∝ θ_j/Σ_dispatched θ) overflow.
-  if (cfg_.theta_mix > 0) theta_TE = (1.0 - cfg_.theta_mix) * theta_TE + cfg_.theta_mix / static_cast<double>(e);
+  auto posterior = [&](const Heads& h, const torch::Tensor& z_TE) {
+    return cfg_.lambda_q * (z_TE * h.alpha_hi_TE + (1.0 - z_TE) * h.alpha_lo_TE);
+  };
+  const torch::Tensor alpha_q_TE = posterior(lm, z_soft_TE);
+  // One Gamma draw per token and expert, shared by the LM path and (aux_detach_input) the loss path.
+  torch::Tensor gamma_TE;
+  if (is_training()) gamma_TE = gamma_draws(noise.gamma_TE, noise.key, RouterNoiseStream::gamma, alpha_q_TE);
+  auto contribution = [&](const torch::Tensor& alpha_TE) {
+    torch::Tensor theta_TE = is_training() ? dirichlet_reparam(alpha_TE, gamma_TE)
+                                           : alpha_TE / alpha_TE.sum(1, /*keepdim=*/true);
+    // NOTE: mixing θ with the uniform keeps every θ_i away from 0, where the renormalisation over the
+    // dispatched experts and its straight-through gradient (∝ θ_j/Σ_dispatched θ) overflow.
+    if (cfg_.theta_mix > 0) theta_TE = (1.0 - cfg_.theta_mix) * theta_TE + cfg_.theta_mix / static_cast<double>(e);
+    return theta_TE;
+  };
+  const torch::Tensor theta_TE = contribution(alpha_q_TE);
 
   // routing weights
   torch::Tensor r_TE;        // what the reconstruction decodes
@@ -183,15 +197,38 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   out.dispatch_mask_TE = mask_TE;
   out.weights_TE = weights_TE;
 
+  // The quantities the auxiliary losses see. By default those of the LM path; with aux_detach_input the
+  // same values recomputed from x detached (same noise, same Gamma draw), so that the losses' gradients
+  // reach the router's parameters but not the residual stream x (H8).
+  torch::Tensor aux_logits_TE = lm.logits_TE, aux_z_soft_TE = z_soft_TE, aux_alpha_q_TE = alpha_q_TE, aux_r_TE = r_TE;
+  if (cfg_.aux_detach_input && x.requires_grad()) {
+    const Heads ax = heads(x.detach());
+    const torch::Tensor ax_scores_TE = noise_TE.defined() ? ax.logits_TE + noise_TE : ax.logits_TE;
+    aux_logits_TE = ax.logits_TE;
+    aux_z_soft_TE = torch::sigmoid(ax_scores_TE / tau);
+    aux_alpha_q_TE = posterior(ax, aux_z_soft_TE);
+    const torch::Tensor ax_theta_TE = contribution(aux_alpha_q_TE);
+    if (cfg_.weights == "all") {
+      aux_r_TE = torch::softmax(torch::log_sigmoid(ax_scores_TE / tau) + torch::log(ax_theta_TE), /*dim=*/1);
+    } else {
+      const torch::Tensor z_TE = cfg_.selection == "soft" ? aux_z_soft_TE
+                                                          : mask_TE.to(aux_z_soft_TE.scalar_type()) +
+                                                                (aux_z_soft_TE - aux_z_soft_TE.detach());
+      const torch::Tensor masked_TE = z_TE * ax_theta_TE;
+      aux_r_TE = masked_TE / masked_TE.sum(1, /*keepdim=*/true);
+    }
+  }
+
   // losses: per token, mean over tokens, scaled by their coefficients
-  const torch::Tensor recon_TD = decoder->forward(r_TE);
+  const torch::Tensor recon_TD = decoder->forward(aux_r_TE);
   out.aux_losses["dirmoe_recon"] =
       (x.detach() - wide(recon_TD)).square().sum(1).mean() * (0.5 / recon_variance_);
-  const torch::Tensor alpha_p_TE = schedule_.lambda_p * (z_soft_TE * cfg_.a_hi + (1.0 - z_soft_TE) * schedule_.a_lo);
-  out.aux_losses["dirmoe_kl_dir"] = cfg_.beta_theta * dirichlet_kl(alpha_q_TE, alpha_p_TE).mean();
-  const torch::Tensor expected_active_T = z_soft_TE.sum(1);
+  const torch::Tensor alpha_p_TE =
+      schedule_.lambda_p * (aux_z_soft_TE * cfg_.a_hi + (1.0 - aux_z_soft_TE) * schedule_.a_lo);
+  out.aux_losses["dirmoe_kl_dir"] = cfg_.beta_theta * dirichlet_kl(aux_alpha_q_TE, alpha_p_TE).mean();
+  const torch::Tensor expected_active_T = aux_z_soft_TE.sum(1);
   // P(ℓ + g > 0) = σ(ℓ) under the Logistic noise: each expert's probability of being selected
-  const torch::Tensor select_prob_TE = torch::sigmoid(logits_TE);
+  const torch::Tensor select_prob_TE = torch::sigmoid(aux_logits_TE);
   const double k = static_cast<double>(k_);
   torch::Tensor sparsity;
   if (cfg_.sparsity_penalty == "batch") {
@@ -202,12 +239,16 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   } else {
     sparsity = (expected_active_T - k).square().mean();
   }
-  out.aux_losses["dirmoe_sparsity"] = lambda_sparsity.to(sparsity.scalar_type()) * sparsity;
+  // s(t) of the H11 decay: exactly 1 with the default aux_scale_end = 1
+  const double aux_scale = schedule_.aux_scale;
+  torch::Tensor sparsity_term = lambda_sparsity.to(sparsity.scalar_type()) * sparsity;
+  if (aux_scale != 1.0) sparsity_term = sparsity_term * aux_scale;
+  out.aux_losses["dirmoe_sparsity"] = sparsity_term;
   if (cfg_.beta_z > 0) {
-    out.aux_losses["dirmoe_kl_bern"] = cfg_.beta_z * bernoulli_kl(logits_TE / tau, prior_pi_).sum(1).mean();
+    out.aux_losses["dirmoe_kl_bern"] = cfg_.beta_z * bernoulli_kl(aux_logits_TE / tau, prior_pi_).sum(1).mean();
   }
   const torch::Tensor select_prob_E = global_batch_mean(select_prob_TE.mean(0));
-  if (cfg_.usage_kl > 0) out.aux_losses["dirmoe_usage_kl"] = cfg_.usage_kl * rate_kl(select_prob_E, prior_pi_);
+  if (cfg_.usage_kl > 0) out.aux_losses["dirmoe_usage_kl"] = (cfg_.usage_kl * aux_scale) * rate_kl(select_prob_E, prior_pi_);
   if (cfg_.balance_coef > 0) {
     const torch::Tensor dispatched_E = global_batch_mean(mask_TE.to(select_prob_E.scalar_type()).mean(0));
     const torch::Tensor f_E = dispatched_E / dispatched_E.sum();
@@ -233,6 +274,7 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   out.metrics["a_lo"] = scalar_metric(schedule_.a_lo, active.device());
   out.metrics["lambda_p"] = scalar_metric(schedule_.lambda_p, active.device());
   out.metrics["lambda_sparsity"] = lambda_sparsity.to(torch::kFloat32).clone();
+  if (cfg_.aux_scale_end != 1.0) out.metrics["aux_scale"] = scalar_metric(schedule_.aux_scale, active.device());
   return out;
 }
 

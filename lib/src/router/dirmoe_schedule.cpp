@@ -13,6 +13,10 @@ DirmoeScheduleValues dirmoe_schedule(const DirmoeRouterConfig& config, int64_t s
   const double progress = config.lambda_p_steps > 0 ? std::min(1.0, t / config.lambda_p_steps) : (t > 0 ? 1.0 : 0.0);
   v.lambda_p = config.lambda_p_start + (config.lambda_p_end - config.lambda_p_start) * progress;
   if (!config.schedules) v.lambda_p = config.lambda_p_start;
+  // NOTE: with aux_scale_end = 1 the factor is exactly 1 (no rounding), so the default is unchanged.
+  v.aux_scale = config.aux_scale_end == 1.0
+                    ? 1.0
+                    : config.aux_scale_end + (1.0 - config.aux_scale_end) * std::pow(0.5, t / config.aux_scale_half_life);
   return v;
 }
 

@@ -67,6 +67,53 @@ void average_controller_measurements(TrainableModel& model, DistributedContext& 
   model.set_controller_measurements(measured);
 }
 
+/// Which of kGradNormGroups a parameter belongs to, by its module path: 0 trunk, 1 router, 2 gate (a gate
+/// parameter is also a router parameter).
+struct ParameterGroup {
+  torch::Tensor param;
+  bool router = false;
+  bool gate = false;
+};
+
+std::vector<ParameterGroup> parameter_groups(torch::nn::Module& module) {
+  std::vector<ParameterGroup> groups;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+    if (!item.value().requires_grad()) continue;
+    const std::string& name = item.key();
+    ParameterGroup g;
+    g.param = item.value();
+    g.router = name.find("router.") != std::string::npos;
+    // Switch, ReMoE and SparseMixer: the router's one matrix "router.weight"; DirMoE: "router.gate.*"
+    const auto ends_with = [&](const std::string& tail) {
+      return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    g.gate = g.router && (ends_with("router.weight") || name.find("router.gate.") != std::string::npos);
+    groups.push_back(std::move(g));
+  }
+  return groups;
+}
+
+/// ‖∂term/∂θ‖ over each group of kGradNormGroups, (3) float32: one backward pass of `term` alone.
+torch::Tensor term_grad_norms(const torch::Tensor& term, const std::vector<ParameterGroup>& groups,
+                              const torch::TensorOptions& fopts) {
+  std::vector<torch::Tensor> inputs;
+  inputs.reserve(groups.size());
+  for (const auto& g : groups) inputs.push_back(g.param);
+  const std::vector<torch::Tensor> grads =
+      torch::autograd::grad({term}, inputs, /*grad_outputs=*/{}, /*retain_graph=*/true, /*create_graph=*/false,
+                            /*allow_unused=*/true);
+  torch::NoGradGuard no_grad;
+  torch::Tensor sq_G = torch::zeros({3}, fopts);
+  for (size_t i = 0; i < groups.size(); ++i) {
+    if (!grads[i].defined()) continue;
+    const torch::Tensor sq = grads[i].to(torch::kFloat32).square().sum().reshape({1});
+    if (!groups[i].router) sq_G.narrow(0, 0, 1).add_(sq);
+    if (groups[i].router) sq_G.narrow(0, 1, 1).add_(sq);
+    if (groups[i].gate) sq_G.narrow(0, 2, 1).add_(sq);
+  }
+  return sq_G.sqrt();
+}
+
 }  // namespace
 
 TrainStepResult train_step(int64_t step_index, TrainableModel& model, torch::optim::Optimizer& optimizer,
@@ -109,6 +156,14 @@ TrainStepResult train_step(int64_t step_index, TrainableModel& model, torch::opt
                                                                   targets_BT.reshape({-1}));
     torch::Tensor total = lm;
     for (const auto& [name, value] : out.aux_losses) total = total + value.to(torch::kFloat32);
+    if (o.grad_norm_terms && micro == 0) {
+      // NOTE: one extra backward per term, through the same graph (retained), before the step's own.
+      const std::vector<ParameterGroup> groups = parameter_groups(model.module());
+      r.grad_norm_terms.emplace("lm_loss", term_grad_norms(lm, groups, fopts));
+      for (const auto& [name, value] : out.aux_losses) {
+        if (value.requires_grad()) r.grad_norm_terms.emplace(name, term_grad_norms(value.to(torch::kFloat32), groups, fopts));
+      }
+    }
     (A > 1 ? total / static_cast<double>(A) : total).backward();
 
     torch::NoGradGuard no_grad;

@@ -88,6 +88,8 @@ struct Trainer::State {
   double train_seconds = 0;  // wall time inside training steps (excludes eval and checkpoints)
   double total_flops = 0;    // Σ over log windows of FLOPs/token × tokens
   bool flops_known = true;
+  double clipped_steps = 0;  // steps whose gradient norm exceeded train.grad_clip (host copy at log steps)
+  torch::Tensor clipped_steps_device;  // () float64, the running count on the device
 
   // Non-finite detection, accumulated on the device (terms: lm_loss, aux/<name>..., grad_norm).
   std::vector<std::string> term_names;
@@ -234,6 +236,7 @@ Trainer::Trainer(Config config, std::shared_ptr<TrainableModel> model, std::uniq
       s.train_seconds = tr.value("train_seconds", 0.0);
       s.total_flops = tr.value("total_flops", 0.0);
       s.flops_known = tr.value("flops_known", true);
+      s.clipped_steps = tr.value("clipped_steps", 0.0);
       s.parity.restore(tr.at("parity"));
       s.load.restore(tr.value("load", nlohmann::json::object()));
       // Every rank's sampler is at the same place (each draws the global batch); a resume with more
@@ -359,6 +362,7 @@ TrainResult Trainer::run() {
             {"train_seconds", s.train_seconds},
             {"total_flops", s.total_flops},
             {"flops_known", s.flops_known},
+            {"clipped_steps", s.clipped_steps},
             {"parity", s.parity.state()},
             {"load", s.load.state()}}},
           {"ranks", ranks},
@@ -457,6 +461,7 @@ TrainResult Trainer::run() {
     step_options.device = s.device;
     step_options.seed = train.seed;
     step_options.expert_parallel = s.ep.get();
+    step_options.grad_norm_terms = is_every(index + 1, train.grad_norm_terms_every);
     const TrainStepResult r = train_step(index, *s.model, *s.optimizer, s.params, *s.source, *s.dist, step_options);
     TORCH_CHECK(r.active_experts_L.size(0) == s.n_layers, "model returned ", r.active_experts_L.size(0),
                 " layer metrics, config.model.n_layers = ", s.n_layers);
@@ -467,6 +472,10 @@ TrainResult Trainer::run() {
     const std::vector<torch::Tensor>& tpe_L = r.tokens_per_expert_L;
     const std::vector<std::map<std::string, torch::Tensor>>& router_L = r.router_metrics_L;
     const torch::Tensor& grad_norm = r.grad_norm;
+    if (!s.clipped_steps_device.defined()) {
+      s.clipped_steps_device = torch::full({}, s.clipped_steps, torch::TensorOptions().dtype(torch::kFloat64).device(s.device));
+    }
+    if (train.grad_clip > 0) s.clipped_steps_device += (grad_norm.to(s.device) > train.grad_clip).to(torch::kFloat64);
 
     ++s.step;
     if (stats_now) {
@@ -515,7 +524,8 @@ TrainResult Trainer::run() {
     if (!s.dist->active() && s.io.stop_requested != nullptr && s.io.stop_requested->load()) stopping = true;
     const bool eval_now = !s.val_batches.empty() && (is_every(s.step, train.eval_every) || last);
     const bool ckpt_now = is_every(s.step, train.ckpt_every) || last;
-    const bool log_now = is_every(s.step, train.log_every) || last || eval_now || ckpt_now || stopping;
+    const bool log_now = is_every(s.step, train.log_every) || last || eval_now || ckpt_now || stopping ||
+                         !r.grad_norm_terms.empty();
     window_seconds += seconds_since(step_t0);
     if (!log_now) continue;
 
@@ -555,6 +565,12 @@ TrainResult Trainer::run() {
         packed.push_back(value.reshape({1}));
       }
     }
+    std::vector<std::string> term_names;
+    for (const auto& [name, norms_G] : r.grad_norm_terms) {
+      term_names.push_back(name);
+      packed.push_back(norms_G.to(torch::kFloat32).reshape({-1}));
+    }
+    packed.push_back(s.clipped_steps_device.to(torch::kFloat32).reshape({1}));
     torch::Tensor all = torch::cat(packed).to(torch::kFloat32);
     s.dist->average_(all);
     const torch::Tensor host = all.cpu().to(torch::kFloat64).contiguous();
@@ -592,6 +608,13 @@ TrainResult Trainer::run() {
     }
     nlohmann::json router_json = nlohmann::json::object();
     for (const auto& [name, acc] : router_mean) router_json[name] = finite_or_null(acc.first / static_cast<double>(acc.second));
+    nlohmann::json terms_json = nlohmann::json::object();
+    for (const auto& name : term_names) {
+      nlohmann::json groups = nlohmann::json::object();
+      for (const char* group : kGradNormGroups) groups[group] = finite_or_null(h[at++]);
+      terms_json[name] = groups;
+    }
+    s.clipped_steps = std::round(h[at++]);
 
     const double tokens_per_s = window_seconds > 0 ? static_cast<double>(window_tokens) / window_seconds : 0.0;
     s.train_seconds += window_seconds;
@@ -632,6 +655,7 @@ TrainResult Trainer::run() {
           // NOTE: null until the model provides a FLOPs calculator (TrainableModel::flops_per_token).
           {"flops_per_token", fpt ? nlohmann::json(*fpt) : nlohmann::json(nullptr)},
       };
+      if (!term_names.empty()) line["grad_norm_terms"] = terms_json;
       if (eval_now) {
         line["val_loss"] = finite_or_null(val_loss);
         line["val_ppl"] = finite_or_null(std::exp(val_loss));
@@ -702,6 +726,10 @@ TrainResult Trainer::run() {
         {"final_val_ppl", finite_or_null(std::exp(s.last_val))},
         {"best_val_loss", finite_or_null(s.best_val)},
         {"best_step", s.best_step},
+        {"clipped_steps",
+         {{"count", static_cast<int64_t>(s.clipped_steps)},
+          {"fraction", s.step > 0 ? s.clipped_steps / static_cast<double>(s.step) : 0.0},
+          {"grad_clip", train.grad_clip}}},
         {"parity", parity},
         {"load", s.load.report()},
         {"git_revision", git_revision()},

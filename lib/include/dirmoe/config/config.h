@@ -119,6 +119,14 @@ struct DirmoeRouterConfig {
   // (val loss 5.639 ± 0.098 with it, 5.661 ± 0.070 without; load max/mean 2.64/2.19 vs 2.26/1.92)
   // [Switch's form; the default 0: paper, H5 of docs/dirmoe.md]
   double balance_coef = 0.0;
+  // The usage KL's and the sparsity penalty's coefficients are multiplied by
+  // s(t) = aux_scale_end + (1 − aux_scale_end)·0.5^(t / aux_scale_half_life): strong while the routing
+  // forms, weaker once the gates have settled. 1: constant coefficients [ours, docs/dirmoe.md H11]
+  double aux_scale_end = 1.0;
+  double aux_scale_half_life = 100.0;  // steps [ours]
+  // true: the auxiliary losses are computed from the router input detached, so they train the router's
+  // own parameters and never the residual stream; the LM loss alone trains the trunk [ours, docs/dirmoe.md H8]
+  bool aux_detach_input = false;
 };
 
 struct RouterConfig {
@@ -151,6 +159,10 @@ struct TrainConfig {
   int64_t ckpt_every = 200;
   int64_t keep_last = 2;            // checkpoints kept besides the best
   int64_t stats_every = 0;          // routing time series to routing_train.h5; 0 disables
+  // Every N steps, the gradient norm of the LM loss and of each auxiliary loss apart, on the trunk, the
+  // router and the gate parameters (metrics.jsonl "grad_norm_terms"); costs one extra backward pass per
+  // loss term on those steps. 0 disables
+  int64_t grad_norm_terms_every = 0;
   double parity_tolerance = 0.05;   // flag a layer whose measured E[k] strays further than this
 };
 

@@ -48,7 +48,12 @@ struct TrainStepOptions {
   uint64_t seed = 0;         // train.seed: keys the router noise (router_noise_source.h)
   /// Sharded experts (null: every process holds every expert): their gradient reduction and norm.
   ExpertParallel* expert_parallel = nullptr;
+  /// Measure the gradient norm of each loss term apart on this step (train.grad_norm_terms_every).
+  bool grad_norm_terms = false;
 };
+
+/// The parameter groups per-term gradient norms are reported on, in this order.
+inline constexpr const char* kGradNormGroups[] = {"trunk", "router", "gate"};
 
 /// The figures of one step, device tensors (float32 unless noted), averaged over micro-batches.
 /// With several processes the routing figures are those of the whole global batch, as one process
@@ -61,6 +66,11 @@ struct TrainStepResult {
   torch::Tensor dropped_L;                                 // (L) dropped pairs, summed over micro-batches
   std::vector<torch::Tensor> tokens_per_expert_L;          // L × (E), summed over micro-batches
   std::vector<std::map<std::string, torch::Tensor>> router_metrics_L;  // L × the router's metrics
+  /// With options.grad_norm_terms: per loss term ("lm_loss", then each aux name), the L2 norm of that
+  /// term's gradient alone on the first micro-batch, before any reduction over processes or clipping,
+  /// over the groups of kGradNormGroups: (3) = [trunk (every parameter outside the routers), router
+  /// (every router parameter), gate (the gate weights: Switch/ReMoE/SparseMixer's W, DirMoE's W_ℓ and b)].
+  std::map<std::string, torch::Tensor> grad_norm_terms;
 };
 
 /// Runs step `step_index` (0-based). `params` are the trainable parameters (gradients averaged
