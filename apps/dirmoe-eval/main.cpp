@@ -26,6 +26,7 @@
 #include "dirmoe/eval/heldout_tasks.h"
 #include "dirmoe/eval/model_export.h"
 #include "dirmoe/eval/model_scorer.h"
+#include "dirmoe/eval/router_rule_eval.h"
 #include "dirmoe/eval/sample_log.h"
 #include "dirmoe/eval/task_readers.h"
 #include "dirmoe/model/decoder.h"
@@ -59,6 +60,7 @@ namespace {
 
 struct EvalOptions {
   std::string checkpoint, tasks, task_dir, data, out, device = "auto", log_samples;
+  int64_t train_rule_draws = 0;  // > 0: the validation loss under the training-mode router too (H10)
   std::vector<std::string> overrides;
 };
 
@@ -159,6 +161,20 @@ int run_eval(const EvalOptions& opt) {
     std::cerr << fmt::format("validation perplexity {:.3f} over {} tokens\n",
                              report["validation"]["perplexity"].get<double>(), nll.n_tokens);
   }
+  if (opt.train_rule_draws > 0) {
+    if (config.eval.validation_tokens <= 0) {
+      throw ConfigError("--train-rule-draws scores the validation split: set eval.validation_tokens > 0");
+    }
+    const auto windows = split_windows(dataset.split("validation"), window, config.eval.validation_tokens);
+    std::cerr << fmt::format("router rules: evaluation rule, then the training rule over {} draws\n",
+                             opt.train_rule_draws);
+    const RouterRuleNll eval_rule = router_rule_nll(model, windows, config.eval.batch_size, device, 0, config.train.seed);
+    const RouterRuleNll train_rule =
+        router_rule_nll(model, windows, config.eval.batch_size, device, opt.train_rule_draws, config.train.seed);
+    report["router_rules"] = router_rules_json(eval_rule, train_rule);
+    std::cerr << fmt::format("validation loss: evaluation rule {:.4f}, training rule {:.4f} ± {:.4f} ({} draws)\n",
+                             eval_rule.nll, train_rule.nll, train_rule.nll_std, train_rule.draws);
+  }
   report["throughput"] = {{"tokens", scorer.tokens_processed()},
                           {"seconds", scorer.seconds()},
                           {"tokens_per_second", scorer.seconds() > 0 ? scorer.tokens_processed() / scorer.seconds() : 0.0}};
@@ -240,6 +256,10 @@ int main(int argc, char** argv) {
   app.add_option("--out", opt.out, "output JSON (a markdown table is written beside it)");
   app.add_option("--device", opt.device, "auto | cpu | cuda | cuda:N");
   app.add_option("--set", opt.overrides, "config override a.b=value (repeatable)");
+  app.add_option("--train-rule-draws", opt.train_rule_draws,
+                 "also score the validation loss with the router in training mode (noise on), averaged over N "
+                 "draws, beside the evaluation rule (report key router_rules)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--log-samples", opt.log_samples,
                  "write one JSON line per scored item (task, doc_id, context, continuations, loglikelihoods, "
                  "is_greedy, target, acc, acc_norm) to this file");
