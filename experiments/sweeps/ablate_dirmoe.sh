@@ -23,6 +23,18 @@
 #   h5_no_usage   chosen without the usage KL      h5_balance   chosen with Switch's balance term, α = 0.3
 #   h6_threshold  chosen with the paper's threshold dispatch (ℓ + g > 0, argmax fallback) instead of top-k
 #   soft          chosen with selection = soft (every expert computed; a dense ablation, not in the default set)
+#
+# The long-run study (docs/dirmoe.md "Why DirMoE stopped learning"; run with --steps 1000 or 3000 and
+# --variants "$long_variants", printed by --list-long):
+#   switch        Switch's recipe (tiny_switch.json / llama185m_switch.json), the reference in the same table
+#   h11_u1_s1     usage KL β_u = 1 and sparsity λ_s = 1 (the defaults are 10 and 10)
+#   h11_u1        β_u = 1 only            h11_s1       λ_s = 1 only
+#   h11_u03_s03   β_u = λ_s = 0.3         h11_u01_s01  β_u = λ_s = 0.1
+#   h11_decay     β_u = λ_s = 10 at the start, decayed to a tenth with a half-life of 100 steps
+#   h8_detach     the defaults, with the auxiliary losses computed from x detached (they train the router only)
+#   h9_taumin1    h11_u1_s1 with τ_min = 1 instead of 0.5 (combine weights stay further from 1)
+#   h12_threshold h11_u1_s1 with the paper's threshold dispatch and the two-sided λ_s controller (×1.2)
+#   h13_stretch   h11_u1_s1 with the schedules 3.3× longer (τ decay 0.9985, a_lo η 333, λ^p ramp 667)
 # Same resume rules as compare_routers.sh (sweep_lib.sh); results.md/csv compare the variants.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,11 +44,13 @@ source "$root/experiments/sweeps/sweep_lib.sh"
 
 out=runs/ablate_dirmoe
 variants="chosen old h1_all h1_all_paper h2_var1 h2_varsqrt h3_token h3_batch h4_uncentred h4_bias_tau h5_no_usage h5_balance h6_threshold"
+long_variants="switch chosen h11_u1_s1 h11_u1 h11_s1 h11_u03_s03 h11_u01_s01 h11_decay h8_detach h9_taumin1 h12_threshold h13_stretch"
 sweep_parse_args "$@"
 set -- "${sweep_rest[@]}"
 while (($#)); do
   case "$1" in
     --variants) (($# >= 2)) || { echo "ablate_dirmoe.sh: --variants needs a value" >&2; exit 2; }; variants=$2; shift 2 ;;
+    --list-long) echo "$long_variants"; exit 0 ;;
     -h|--help) sweep_usage; exit 0 ;;
     *) echo "ablate_dirmoe.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -50,6 +64,7 @@ p=router.dirmoe
 old_sets="$p.selection=hard $p.weights=dispatched $p.recon_variance=$d_model $p.lambda_sparsity=10
   $p.sparsity_penalty=token $p.gate_bias_init=tau_logit $p.center_logits=false $p.usage_kl=0 $p.balance_coef=0
   $p.sparsity_control=0"
+weak="$p.usage_kl=1 $p.lambda_sparsity=1"
 variant_sets() {  # the --set arguments that make a variant, one per word
   case "$1" in
     chosen) ;;
@@ -66,6 +81,17 @@ variant_sets() {  # the --set arguments that make a variant, one per word
     h5_balance) echo "$p.balance_coef=0.3" ;;
     h6_threshold) echo "$p.selection=hard" ;;
     soft) echo "$p.selection=soft" ;;
+    switch) ;;
+    h11_u1_s1) echo "$weak" ;;
+    h11_u1) echo "$p.usage_kl=1" ;;
+    h11_s1) echo "$p.lambda_sparsity=1" ;;
+    h11_u03_s03) echo "$p.usage_kl=0.3 $p.lambda_sparsity=0.3" ;;
+    h11_u01_s01) echo "$p.usage_kl=0.1 $p.lambda_sparsity=0.1" ;;
+    h11_decay) echo "$p.aux_scale_end=0.1 $p.aux_scale_half_life=100" ;;
+    h8_detach) echo "$p.aux_detach_input=true" ;;
+    h9_taumin1) echo "$weak $p.tau_min=1" ;;
+    h12_threshold) echo "$weak $p.selection=hard $p.sparsity_control=1.2" ;;
+    h13_stretch) echo "$weak $p.tau_decay=0.9985 $p.a_lo_eta=333 $p.lambda_p_steps=667" ;;
     *) return 1 ;;
   esac
 }
@@ -80,7 +106,9 @@ for seed in $(seq 1 "$seeds"); do
     for s in $(variant_sets "$v"); do sets+=(--set "$s"); done
     sets+=("${extra_sets[@]}")
     [ -n "$steps" ] && sets+=(--set "train.max_steps=$steps")
-    sweep_spawn sweep_run_one "$v seed $seed" "$out/$v/seed$seed" "$(sweep_config dirmoe)" "${sets[@]}"
+    recipe=dirmoe
+    [ "$v" = switch ] && recipe=switch
+    sweep_spawn sweep_run_one "$v seed $seed" "$out/$v/seed$seed" "$(sweep_config $recipe)" "${sets[@]}"
   done
 done
 failed=0
