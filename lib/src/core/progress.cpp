@@ -3,37 +3,70 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <ostream>
 
 #include <fmt/format.h>
 
 namespace dirmoe {
 
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto s = static_cast<long long>(seconds + 0.5);
+  if (s >= 3600) return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
+  return fmt::format("{}:{:02d}", s / 60, s % 60);
+}
+
+std::string format_rate(double per_second) {
+  if (!std::isfinite(per_second)) return "?";
+  if (per_second >= 1e6) return fmt::format("{:.2f}M", per_second / 1e6);
+  if (per_second >= 1e3) return fmt::format("{:.1f}k", per_second / 1e3);
+  return fmt::format("{:.0f}", per_second);
+}
+
+bool StatusLine::stderr_is_tty() { return ::isatty(STDERR_FILENO) != 0; }
+
+void StatusLine::show(const std::string& line) {
+  if (out_ == nullptr) return;
+  if (tty_) {
+    // Clear to the end of the line so a shorter line leaves no stale characters.
+    *out_ << "\r" << line << "\x1b[K" << std::flush;
+    open_ = true;
+  } else {
+    *out_ << line << "\n" << std::flush;
+  }
+}
+
+void StatusLine::message(const std::string& text) {
+  if (out_ == nullptr) return;
+  if (tty_ && open_) {
+    *out_ << "\r\x1b[K";
+    open_ = false;
+  }
+  *out_ << text << "\n" << std::flush;
+}
+
+void StatusLine::finish() {
+  if (out_ != nullptr && tty_ && open_) {
+    *out_ << "\n" << std::flush;
+    open_ = false;
+  }
+}
+
 ProgressLine::ProgressLine(std::string label, double total, std::string unit, double unit_scale,
-                           std::string items_name, std::FILE* out)
+                           std::string items_name, std::ostream* out)
     : label_(std::move(label)),
       unit_(std::move(unit)),
       items_name_(std::move(items_name)),
       total_(total),
       unit_scale_(unit_scale > 0 ? unit_scale : 1.0),
-      out_(out),
-      tty_(out != nullptr && ::isatty(::fileno(out))),
+      line_(out, out == &std::cerr && StatusLine::stderr_is_tty()),
       start_(std::chrono::steady_clock::now()),
       last_emit_(start_) {}
 
-ProgressLine::~ProgressLine() {
-  // A line left mid-way on a terminal would be overwritten by the next message: end it.
-  if (!finished_ && tty_ && out_ != nullptr) std::fputc('\n', out_);
-}
+ProgressLine::~ProgressLine() = default;  // StatusLine ends a live line on a terminal
 
 double ProgressLine::elapsed_s() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-}
-
-std::string ProgressLine::format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const auto s = static_cast<long long>(seconds + 0.5);
-  if (s >= 3600) return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
-  return fmt::format("{}:{:02d}", s / 60, s % 60);
 }
 
 std::string ProgressLine::render(bool final) const {
@@ -65,15 +98,8 @@ std::string ProgressLine::render(bool final) const {
 }
 
 void ProgressLine::emit(bool final) {
-  if (out_ == nullptr) return;
-  const std::string line = render(final);
-  if (tty_) {
-    // Clear to the end of the line so a shorter line leaves no stale characters.
-    std::fprintf(out_, "\r%s\033[K%s", line.c_str(), final ? "\n" : "");
-  } else {
-    std::fprintf(out_, "%s\n", line.c_str());
-  }
-  std::fflush(out_);
+  line_.show(render(final));
+  if (final) line_.finish();
   last_emit_ = std::chrono::steady_clock::now();
 }
 
@@ -82,7 +108,7 @@ void ProgressLine::update(double done, double items) {
   done_ = done;
   items_ = items;
   const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_emit_).count();
-  if (since >= (tty_ ? tty_interval_s_ : log_interval_s_)) emit(false);
+  if (since >= (line_.is_tty() ? tty_interval_s_ : log_interval_s_)) emit(false);
 }
 
 void ProgressLine::finish() {

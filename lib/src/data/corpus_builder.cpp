@@ -159,7 +159,7 @@ nlohmann::json build_shards(const BuildOptions& opt) {
   std::vector<SourceStats> source_stats;
   int64_t read_bytes = 0, read_docs = 0;
   {
-    ProgressLine progress("read", 0, "MB", 1e6, "doc", opt.progress ? stderr : nullptr);
+    ProgressLine progress("read", 0, "MB", 1e6, "doc", opt.progress ? &std::cerr : nullptr);
     for (const auto& spec : opt.sources) {
       source_stats.push_back(read_source(spec, SourceOptions{opt.max_docs_per_domain}, [&](Document&& doc) {
         auto [it, inserted] = domain_ids.emplace(doc.domain, static_cast<int>(domains.size()));
@@ -232,7 +232,7 @@ nlohmann::json build_shards(const BuildOptions& opt) {
   for (const auto& s : stage) total_bytes += s->bytes();
   int64_t encoded_bytes = 0, encoded_tokens = 0;
   {
-    ProgressLine progress("encode", static_cast<double>(total_bytes), "MB", 1e6, "tok", opt.progress ? stderr : nullptr);
+    ProgressLine progress("encode", static_cast<double>(total_bytes), "MB", 1e6, "tok", opt.progress ? &std::cerr : nullptr);
     for (size_t s = 0; s < kSplitNames.size(); ++s) {
       SplitWriter writer(out, kSplitNames[s], dtype_bytes);
       stage[s]->rewind();

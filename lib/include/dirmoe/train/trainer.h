@@ -1,13 +1,14 @@
 #pragma once
-// The training loop (DESIGN.md "Compute parity", issue "dirmoe-train"): AdamW + cosine schedule,
-// LM cross-entropy + the routers' named aux losses, router schedules stepped before each forward
-// and controllers after each optimiser step, validation, JSONL metrics, parity tracking,
-// atomic checkpoints with exact resume, and data parallelism through DistributedContext.
+// The training loop of dirmoe-train (DESIGN.md "Compute parity"): next batch → train step (train_step.h)
+// → log (step_log.h) → validate (validation_loss.h) → checkpoint (checkpoint_writer.h) → stop?, with
+// the non-finite guard (nonfinite_guard.h), the routing time series (routing_series_recorder.h), resume
+// (run_resume.h) and the run summary (run_summary.h) as named parts. Data and expert parallelism go
+// through DistributedContext and ExpertParallel.
 //
 // Outputs in the run directory (rank 0 only):
-//   metrics.jsonl           one JSON object per log step (see Trainer::run)
+//   metrics.jsonl           one JSON object per log step (step_log.h)
 //   checkpoints/step_*.ckpt the last train.keep_last checkpoints; checkpoints/best.ckpt
-//   summary.json            final/best validation loss, tokens/s, the parity block, status
+//   summary.json            final/best validation loss, tokens/s, clipped steps, the parity block, status
 //
 // Host synchronisations happen only at log, eval and checkpoint steps: non-finite loss terms are
 // accumulated on the device every step and checked there (before any checkpoint is written, so
@@ -26,16 +27,10 @@
 #include "dirmoe/core/error.h"
 #include "dirmoe/train/batch_source.h"
 #include "dirmoe/train/distributed.h"
+#include "dirmoe/train/nonfinite_guard.h"  // TrainingDiverged
 #include "dirmoe/train/trainable_model.h"
 
 namespace dirmoe {
-
-/// A loss term became NaN or Inf. The message names the term and the step, and the last good
-/// checkpoint. dirmoe-train exits with code 3 on it.
-class TrainingDiverged : public Error {
- public:
-  using Error::Error;
-};
 
 struct TrainerIo {
   std::filesystem::path out_dir;
