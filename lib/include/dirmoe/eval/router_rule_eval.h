@@ -29,8 +29,9 @@ struct RouterRuleNll {
 RouterRuleNll router_rule_nll(Decoder& model, const std::vector<std::vector<int64_t>>& windows, int64_t batch_size,
                               const torch::Device& device, int64_t draws, uint64_t seed);
 
-/// Draw numbers of router_rule_nll start here, far above any training step·grad_accum.
-inline constexpr int64_t kRouterRuleDrawBase = int64_t{1} << 40;
+/// Draw numbers of router_rule_nll start here: above any training step·grad_accum of a real run, inside
+/// the counter generator's 32-bit draw field (router_noise_source.h).
+inline constexpr int64_t kRouterRuleDrawBase = int64_t{1} << 31;
 
 /// {"eval_rule": {...}, "train_rule": {...}, "difference_nll": train − eval} as dirmoe-eval reports it.
 nlohmann::json router_rules_json(const RouterRuleNll& eval_rule, const RouterRuleNll& train_rule);
