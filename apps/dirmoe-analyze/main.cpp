@@ -23,6 +23,7 @@
 #include "dirmoe/core/build_info.h"
 #include "dirmoe/core/device.h"
 #include "dirmoe/core/error.h"
+#include "dirmoe/core/output_lock.h"
 #include "dirmoe/core/progress.h"
 #include "dirmoe/data/shard_dataset.h"
 #include "dirmoe/data/window_sampler.h"
@@ -166,6 +167,8 @@ int main(int argc, char** argv) {
       if (ckpt_opt->count() == 0) throw dirmoe::ConfigError("give --checkpoint PATH (or a subcommand: compare, report); see --help");
       if (ao.out.empty()) throw dirmoe::ConfigError("--out DIR is required with --checkpoint");
       if (ao.tokens <= 0) throw dirmoe::ConfigError("--tokens N (> 0) is required with --checkpoint");
+      const dirmoe::OutputLock lock(dirmoe::OutputLock::for_directory(ao.out), ao.out,
+                                    dirmoe::OutputLock::command_line(argc, argv));
       analyze_checkpoint(ao);
     } else if (compare->parsed()) {
       std::vector<dirmoe::RoutingReport> reports;
@@ -175,7 +178,7 @@ int main(int argc, char** argv) {
         std::fputs(md.c_str(), stdout);
       } else {
         fs::path out(compare_out);
-        if (out.has_parent_path()) dirmoe::ensure_directory(out.parent_path());
+        const dirmoe::OutputLock lock(dirmoe::OutputLock::for_file(out), out, dirmoe::OutputLock::command_line(argc, argv));
         dirmoe::write_file_atomic(out, md);
         fs::path json_out = out;
         json_out.replace_extension(".json");
@@ -183,6 +186,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "wrote %s and %s\n", out.c_str(), json_out.c_str());
       }
     } else if (report->parsed()) {
+      const dirmoe::OutputLock lock(dirmoe::OutputLock::for_directory(report_out), report_out,
+                                    dirmoe::OutputLock::command_line(argc, argv));
       write_report(dirmoe::make_routing_report(dirmoe::read_routing_stats(report_file), report_file, 3, ao.load_threshold),
                    report_out);
       std::fprintf(stderr, "wrote %s/report.md and report.json\n", report_out.c_str());

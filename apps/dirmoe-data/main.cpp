@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "dirmoe/core/error.h"
+#include "dirmoe/core/output_lock.h"
 #include "dirmoe/data/corpus_builder.h"
 #include "dirmoe/data/document_split.h"
 #include "dirmoe/data/shard_dataset.h"
@@ -99,6 +100,9 @@ int main(int argc, char** argv) {
       opt.tokenizer_sample_bytes = static_cast<int64_t>(sample_mb * 1e6);
       opt.progress = !quiet;
       opt.command_line = std::vector<std::string>(argv, argv + argc);
+      // One writer per data directory, from before its first write until the process ends.
+      const dirmoe::OutputLock lock(dirmoe::OutputLock::for_directory(opt.out_dir), opt.out_dir,
+                                    dirmoe::OutputLock::command_line(argc, argv));
       const auto manifest = dirmoe::data::build_shards(opt);
       if (!quiet) print_summary(manifest, opt.out_dir);
     } else if (*verify) {

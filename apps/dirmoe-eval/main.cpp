@@ -18,6 +18,7 @@
 #include "dirmoe/core/device.h"
 #include "dirmoe/core/cpu_caching_allocator.h"
 #include "dirmoe/core/error.h"
+#include "dirmoe/core/output_lock.h"
 #include "dirmoe/core/progress.h"
 #include "dirmoe/data/shard_dataset.h"
 #include "dirmoe/data/tokenizer.h"
@@ -279,12 +280,23 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     dirmoe::install_cpu_caching_allocator();
-    if (*table) return run_table(table_files, table_out);
-    if (*exp) return run_export(exp_ckpt, exp_out, exp_data);
+    const std::string command = OutputLock::command_line(argc, argv);
+    if (*table) {
+      std::unique_ptr<OutputLock> lock;
+      if (!table_out.empty()) lock = std::make_unique<OutputLock>(OutputLock::for_file(table_out), table_out, command);
+      return run_table(table_files, table_out);
+    }
+    if (*exp) {
+      // beside the exported directory, which stays exactly the model's files
+      const OutputLock lock(OutputLock::for_file(exp_out), exp_out, command);
+      return run_export(exp_ckpt, exp_out, exp_data);
+    }
     if (opt.checkpoint.empty() || opt.out.empty()) {
       std::cerr << "dirmoe-eval: --checkpoint and --out are required (or use the table/export subcommands)\n";
       return 2;
     }
+    // One writer per result file: other files of its directory (a run's checkpoints) stay writable.
+    const OutputLock lock(OutputLock::for_file(opt.out), opt.out, command);
     return run_eval(opt);
   } catch (const std::exception& e) {
     std::cerr << "dirmoe-eval: " << e.what() << "\n";

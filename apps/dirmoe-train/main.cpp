@@ -3,7 +3,8 @@
 //   torchrun --no-python --nproc-per-node N dirmoe-train ...   (data parallel, c10d; with
 //     --set model.expert_parallel=N the experts are sharded over N processes, docs/parallel.md)
 // Exit codes: 0 finished, or stopped cleanly by SIGINT/SIGTERM after writing a checkpoint;
-// 1 error (message on stderr); 2 usage; 3 a loss term became NaN/Inf (the last good checkpoint is kept).
+// 1 error (message on stderr); 2 usage; 3 a loss term became NaN/Inf (the last good checkpoint is kept);
+// 4 a peer stopped answering (train.collective_timeout_s; the message names the collective and the ranks).
 #include <unistd.h>
 
 #include <atomic>
@@ -19,6 +20,7 @@
 #include "dirmoe/core/atomic_file.h"
 #include "dirmoe/core/cpu_caching_allocator.h"
 #include "dirmoe/core/error.h"
+#include "dirmoe/core/output_lock.h"
 #include "dirmoe/train/data_batches.h"
 #include "dirmoe/train/trainer.h"
 
@@ -52,8 +54,16 @@ int main(int argc, char** argv) {
     const char* local_rank_env = std::getenv("LOCAL_RANK");
     const int64_t local_rank = local_rank_env ? std::atoll(local_rank_env) : 0;
     const torch::Device device = dirmoe::resolve_train_device(config.train, local_rank);
+    // One writer per run directory: rank 0 (torchrun's RANK) holds it from before its first write until
+    // the process ends, before the process group forms, so a refused run never waits for its peers.
+    const char* rank_env = std::getenv("RANK");
+    std::unique_ptr<dirmoe::OutputLock> lock;
+    if (rank_env == nullptr || std::atoll(rank_env) == 0) {
+      lock = std::make_unique<dirmoe::OutputLock>(dirmoe::OutputLock::for_directory(out_dir), out_dir,
+                                                  dirmoe::OutputLock::command_line(argc, argv));
+    }
 
-    auto dist = dirmoe::DistributedContext::from_environment(device);
+    auto dist = dirmoe::DistributedContext::from_environment(device, config.train.collective_timeout_s);
     // Data before the model: its manifest fixes model.vocab_size when the config leaves it at 0.
     dirmoe::TrainingData data = dirmoe::open_training_data(config, dist->world_size());
     const std::filesystem::path out(out_dir);
@@ -90,6 +100,10 @@ int main(int argc, char** argv) {
                                (out / "summary.json").string());
     }
     return 0;
+  } catch (const dirmoe::CollectiveTimeout& e) {
+    std::cerr << "dirmoe-train: " << e.what() << "\n" << std::flush;
+    // NOTE: no clean shutdown: tearing down a process group whose peer hangs could hang in turn.
+    std::_Exit(4);
   } catch (const dirmoe::TrainingDiverged& e) {
     std::cerr << "dirmoe-train: " << e.what() << "\n";
     return 3;

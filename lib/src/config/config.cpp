@@ -31,7 +31,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainConfig, device, seed, threa
                                                 max_steps, lr, lr_min, warmup_frac, weight_decay, adam_beta1,
                                                 adam_beta2, adam_eps, grad_clip, precision, log_every, eval_every,
                                                 eval_batches, ckpt_every, keep_last, stats_every, grad_norm_terms_every,
-                                                parity_tolerance)
+                                                parity_tolerance, collective_timeout_s)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataConfig, dir, domain_weights)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EvalConfig, tasks, task_dir, batch_size, max_examples,
                                                 heldout_examples, validation_tokens, seed)
@@ -368,6 +368,7 @@ void Config::validate() const {
        "train: log_every, eval_batches, keep_last must be positive; eval_every, ckpt_every, stats_every >= 0");
   need(t.parity_tolerance > 0, "train.parity_tolerance must be > 0");
   need(t.grad_norm_terms_every >= 0, "train.grad_norm_terms_every must be >= 0 (0 disables)");
+  need(t.collective_timeout_s > 0, "train.collective_timeout_s must be > 0 (seconds)");
   for (const auto& [domain, weight] : data.domain_weights) {
     need(weight >= 0, fmt::format("data.domain_weights.{} must be >= 0", domain));
   }

@@ -43,6 +43,7 @@ void CheckpointWriter::write_best(const CheckpointSources& sources) {
 
 void CheckpointWriter::write(const std::filesystem::path& path, const CheckpointSources& sources, bool all_ranks) {
   const RunCounters& c = sources.counters;
+  dist_.report_progress(c.step, "checkpoint");
   const nlohmann::json mine = {{"sampler", sources.sampler.state()}, {"rng", capture_rng_state()}};
   const std::vector<std::string> rank_states =
       all_ranks ? dist_.gather_to_main(mine.dump(), fmt::format("ckpt_{}", c.step)) : std::vector<std::string>{mine.dump()};

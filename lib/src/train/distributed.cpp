@@ -12,12 +12,16 @@
 #endif
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 #include <map>
 #include <mutex>
 #include <numeric>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -33,6 +37,7 @@ namespace dirmoe {
 
 struct DistributedContext::Impl {
   c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Store> root_store;  // the world's store: where every rank reports its progress
   c10::intrusive_ptr<c10d::Backend> backend;
   std::string name = "none";
   // What new_group needs to build a further group on the same backend.
@@ -91,7 +96,7 @@ DistributedContext::~DistributedContext() {
 
 std::string DistributedContext::backend_name() const { return impl_->name; }
 
-std::unique_ptr<DistributedContext> DistributedContext::from_environment(const torch::Device& device) {
+std::unique_ptr<DistributedContext> DistributedContext::from_environment(const torch::Device& device, double timeout_s) {
   const int64_t world = env_int("WORLD_SIZE", 1);
   if (world <= 1) return std::make_unique<DistributedContext>();
   const int64_t rank = env_int("RANK", -1);
@@ -115,6 +120,7 @@ std::unique_ptr<DistributedContext> DistributedContext::from_environment(const t
   // worker is then a client. Otherwise rank 0 hosts it.
   spec.agent_store = env_or("TORCHELASTIC_USE_AGENT_STORE", "") == "True";
   spec.attempt = env_or("TORCHELASTIC_RESTART_COUNT", "0");
+  spec.timeout_s = timeout_s;
   return connect(spec, device);
 }
 
@@ -133,6 +139,9 @@ std::unique_ptr<DistributedContext> DistributedContext::connect(const ProcessGro
   ctx->rank_ = spec.rank;
   ctx->world_size_ = spec.world_size;
   ctx->local_rank_ = spec.local_rank;
+  TORCH_CHECK(spec.timeout_s > 0, "process group: timeout ", spec.timeout_s, " s must be positive");
+  ctx->timeout_s_ = spec.timeout_s;
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(spec.timeout_s * 1000.0));
   const int64_t rank = spec.rank;
   const int64_t world = spec.world_size;
   const std::string& addr = spec.master_addr;
@@ -149,6 +158,7 @@ std::unique_ptr<DistributedContext> DistributedContext::connect(const ProcessGro
   if (device.is_cuda()) {
 #ifdef DIRMOE_HAVE_NCCL
     auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+    nccl_options->timeout = timeout;
     ctx->impl_->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(ctx->impl_->store, static_cast<int>(rank),
                                                                        static_cast<int>(world), nccl_options);
     ctx->impl_->name = "nccl";
@@ -160,13 +170,17 @@ std::unique_ptr<DistributedContext> DistributedContext::connect(const ProcessGro
         "and rebuild), or set train.device=cpu to use Gloo");
 #endif
   } else {
-    auto gloo_options = c10d::ProcessGroupGloo::Options::create(std::chrono::minutes(30));
+    auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout);
     gloo_options->devices.push_back(gloo_device(addr));
     ctx->impl_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(ctx->impl_->store, static_cast<int>(rank),
                                                                        static_cast<int>(world), gloo_options);
     ctx->impl_->name = "gloo";
     ctx->impl_->gloo_options = gloo_options;
   }
+  // NOTE: the rendezvous above waits up to 10 minutes for slow starters; from here on a store wait
+  // (gather_to_main) is bounded like a collective.
+  tcp->setTimeout(timeout);
+  ctx->impl_->root_store = ctx->impl_->store;
   return ctx;
 }
 
@@ -195,6 +209,7 @@ std::unique_ptr<DistributedContext> DistributedContext::in_process(const std::st
                                                                      static_cast<int>(world), gloo_options);
   ctx->impl_->name = "gloo";
   ctx->impl_->gloo_options = gloo_options;
+  ctx->impl_->root_store = ctx->impl_->store;
   return ctx;
 }
 
@@ -211,7 +226,10 @@ std::unique_ptr<DistributedContext> DistributedContext::new_group(const std::str
   group->world_size_ = static_cast<int64_t>(ranks.size());
   group->local_rank_ = local_rank_;
   group->group_name_ = name;
-  if (group->world_size_ == 1) return group;  // no backend: every collective of one process is the identity
+  group->timeout_s_ = timeout_s_;
+  group->world_ranks_ = ranks;
+  if (group->world_size_ == 1) return group;
+  group->impl_->root_store = impl_->root_store;  // no backend: every collective of one process is the identity
   group->impl_->store = c10::make_intrusive<c10d::PrefixStore>("group/" + name, impl_->store);
   const int r = static_cast<int>(group->rank_);
   const int n = static_cast<int>(group->world_size_);
@@ -242,7 +260,7 @@ void DistributedContext::broadcast_tensors(const std::vector<torch::Tensor>& ten
   torch::NoGradGuard no_grad;
   for (const auto& t : tensors) {
     std::vector<torch::Tensor> one{t.data()};
-    impl_->backend->broadcast(one, c10d::BroadcastOptions{})->wait();
+    wait_collective(impl_->backend->broadcast(one, c10d::BroadcastOptions{}), "broadcast of the parameters");
   }
 }
 
@@ -259,7 +277,7 @@ void DistributedContext::broadcast_buffers(torch::nn::Module& module) {
     std::vector<torch::Tensor> parts;
     for (auto& b : buffers) parts.push_back(b.reshape({-1}));
     std::vector<torch::Tensor> one{torch::cat(parts)};
-    impl_->backend->broadcast(one, c10d::BroadcastOptions{})->wait();
+    wait_collective(impl_->backend->broadcast(one, c10d::BroadcastOptions{}), "broadcast of the router buffers");
     int64_t offset = 0;
     for (auto& b : buffers) {
       b.copy_(one[0].narrow(0, offset, b.numel()).view_as(b));
@@ -321,7 +339,7 @@ void DistributedContext::reduce_gradients(const std::vector<torch::Tensor>& para
     bucket.work = impl_->backend->allreduce(one, opts);
   }
   for (auto& bucket : buckets) {
-    bucket.work->wait();
+    wait_collective(bucket.work, "all-reduce of the gradients");
     if (scale != 1.0) bucket.flat.mul_(scale);
     int64_t offset = 0;
     for (auto& g : bucket.grads) {
@@ -337,7 +355,7 @@ void DistributedContext::average_(torch::Tensor& values) {
   std::vector<torch::Tensor> one{values};
   c10d::AllreduceOptions opts;
   opts.reduceOp = c10d::ReduceOp::SUM;
-  impl_->backend->allreduce(one, opts)->wait();
+  wait_collective(impl_->backend->allreduce(one, opts), "all-reduce (mean)");
   values.div_(static_cast<double>(world_size_));
 }
 
@@ -346,7 +364,7 @@ void DistributedContext::sum_(torch::Tensor& values) {
   std::vector<torch::Tensor> one{values};
   c10d::AllreduceOptions opts;
   opts.reduceOp = c10d::ReduceOp::SUM;
-  impl_->backend->allreduce(one, opts)->wait();
+  wait_collective(impl_->backend->allreduce(one, opts), "all-reduce (sum)");
 }
 
 torch::Tensor DistributedContext::all_to_all(const torch::Tensor& input, const std::vector<int64_t>& output_splits,
@@ -367,7 +385,8 @@ torch::Tensor DistributedContext::all_to_all(const torch::Tensor& input, const s
   torch::Tensor output = torch::empty(sizes, input.options());
   torch::Tensor in = input.contiguous();
   std::vector<int64_t> out_splits = output_splits, in_splits = input_splits;
-  impl_->backend->alltoall_base(output, in, out_splits, in_splits, c10d::AllToAllOptions{})->wait();
+  wait_collective(impl_->backend->alltoall_base(output, in, out_splits, in_splits, c10d::AllToAllOptions{}),
+                  "all-to-all of the expert tokens");
   return output;
 }
 
@@ -376,7 +395,7 @@ torch::Tensor DistributedContext::all_gather_cat(const torch::Tensor& input) {
   std::vector<torch::Tensor> inputs{input.contiguous()};
   std::vector<std::vector<torch::Tensor>> outputs(1);
   for (int64_t r = 0; r < world_size_; ++r) outputs[0].push_back(torch::empty_like(inputs[0]));
-  impl_->backend->allgather(outputs, inputs, c10d::AllgatherOptions{})->wait();
+  wait_collective(impl_->backend->allgather(outputs, inputs, c10d::AllgatherOptions{}), "all-gather");
   return torch::cat(outputs[0], 0);
 }
 
@@ -385,7 +404,7 @@ void DistributedContext::max_(torch::Tensor& values) {
   std::vector<torch::Tensor> one{values};
   c10d::AllreduceOptions opts;
   opts.reduceOp = c10d::ReduceOp::MAX;
-  impl_->backend->allreduce(one, opts)->wait();
+  wait_collective(impl_->backend->allreduce(one, opts), "all-reduce (max)");
 }
 
 std::vector<std::string> DistributedContext::gather_to_main(const std::string& mine, const std::string& tag) {
@@ -395,7 +414,13 @@ std::vector<std::string> DistributedContext::gather_to_main(const std::string& m
   std::vector<std::string> out;
   if (is_main()) {
     for (int64_t r = 0; r < world_size_; ++r) {
-      const auto bytes = impl_->store->get(key + std::to_string(r));
+      std::vector<uint8_t> bytes;
+      try {
+        bytes = impl_->store->get(key + std::to_string(r));
+      } catch (const std::exception& e) {
+        ++collective_seq_;
+        throw CollectiveTimeout(describe_hang(fmt::format("store exchange '{}' (waiting for rank {})", tag, r), e.what()));
+      }
       out.emplace_back(bytes.begin(), bytes.end());
     }
   }
@@ -416,6 +441,106 @@ class ProcessBatchMean : public BatchMeanReducer {
 
 std::shared_ptr<BatchMeanReducer> make_batch_mean_reducer(DistributedContext& dist) {
   return std::make_shared<ProcessBatchMean>(dist);
+}
+
+namespace {
+
+double unix_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string first_line(const std::string& text) {
+  const auto end = text.find('\n');
+  return end == std::string::npos ? text : text.substr(0, end);
+}
+
+/// The value under `key`, or nullopt without waiting when there is none (or the store does not answer).
+std::optional<nlohmann::json> peek(c10d::Store& store, const std::string& key) {
+  try {
+    if (!store.check({key})) return std::nullopt;
+    const std::vector<uint8_t> bytes = store.get(key);
+    return nlohmann::json::parse(std::string(bytes.begin(), bytes.end()));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+void DistributedContext::report_progress(int64_t step, const std::string& phase) {
+  progress_step_ = step;
+  progress_phase_ = phase;
+  if (!has_group() || !impl_->root_store) return;
+  const int64_t me = world_ranks_.empty() ? rank_ : world_ranks_[static_cast<size_t>(rank_)];
+  const std::string value = nlohmann::json{{"step", step}, {"phase", phase}, {"time", unix_seconds()}}.dump();
+  try {
+    impl_->root_store->set("progress/" + std::to_string(me), std::vector<uint8_t>(value.begin(), value.end()));
+  } catch (const std::exception&) {
+    // The store is gone (its host died): the next collective reports the hang.
+  }
+}
+
+void DistributedContext::wait_collective(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
+  ++collective_seq_;
+  try {
+    work->wait(std::chrono::milliseconds(static_cast<int64_t>(timeout_s_ * 1000.0)));
+  } catch (const std::exception& e) {
+    throw CollectiveTimeout(describe_hang(what, e.what()));
+  }
+}
+
+std::string DistributedContext::describe_hang(const std::string& what, const std::string& backend_text) {
+  auto world_rank = [&](int64_t r) { return world_ranks_.empty() ? r : world_ranks_[static_cast<size_t>(r)]; };
+  const int64_t me = world_rank(rank_);
+  std::vector<std::string> arrived{std::to_string(me)}, missing;
+  if (impl_->root_store) {
+    c10d::Store& store = *impl_->root_store;
+    // Leave this rank's wait where the others look, then give the ranks stuck in the same collective
+    // (they time out at about the same moment) a few seconds to leave theirs.
+    const std::string mine = nlohmann::json{{"group", group_name_}, {"seq", collective_seq_}, {"what", what},
+                                            {"step", progress_step_}, {"time", unix_seconds()}}.dump();
+    try {
+      store.setTimeout(std::chrono::seconds(5));
+      store.set("waiting/" + std::to_string(me), std::vector<uint8_t>(mine.begin(), mine.end()));
+    } catch (const std::exception&) {
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    std::vector<std::optional<nlohmann::json>> waiting(static_cast<size_t>(world_size_));
+    while (true) {
+      bool all = true;
+      for (int64_t r = 0; r < world_size_; ++r) {
+        if (r == rank_) continue;
+        waiting[static_cast<size_t>(r)] = peek(store, "waiting/" + std::to_string(world_rank(r)));
+        const auto& w = waiting[static_cast<size_t>(r)];
+        if (!w || w->value("seq", int64_t{-1}) != collective_seq_ || w->value("group", "") != group_name_) all = false;
+      }
+      if (all || std::chrono::steady_clock::now() > deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    const double now = unix_seconds();
+    for (int64_t r = 0; r < world_size_; ++r) {
+      if (r == rank_) continue;
+      const auto& w = waiting[static_cast<size_t>(r)];
+      const std::string name = std::to_string(world_rank(r));
+      if (w && w->value("seq", int64_t{-1}) == collective_seq_ && w->value("group", "") == group_name_) {
+        arrived.push_back(name);
+        continue;
+      }
+      const auto seen = peek(store, "progress/" + name);
+      missing.push_back(seen ? fmt::format("rank {} (last seen at step {}, {}, {:.0f} s ago)", name,
+                                           seen->value("step", int64_t{-1}), seen->value("phase", "?"),
+                                           now - seen->value("time", now))
+                             : fmt::format("rank {} (never reported)", name));
+    }
+  }
+  return fmt::format(
+      "collective timeout: rank {} waited more than train.collective_timeout_s = {:g} s in the {} (collective #{} of "
+      "group '{}') at step {} ({}); ranks that reached it: {}; ranks that did not: {}. Backend: {}. Every surviving "
+      "rank stops with exit code 4, so that torchrun --max-restarts N can restart the job, which continues with "
+      "--resume from the last checkpoint",
+      me, timeout_s_, what, collective_seq_, group_name_, progress_step_, progress_phase_, fmt::join(arrived, ", "),
+      missing.empty() ? std::string("none recorded") : fmt::format("{}", fmt::join(missing, "; ")),
+      first_line(backend_text));
 }
 
 void DistributedContext::barrier() {

@@ -161,6 +161,7 @@ double Trainer::validation_loss() {
 
 TrainStepResult Trainer::State::run_step(int64_t index) {
   const TrainConfig& train = config.train;
+  dist->report_progress(index + 1, "train step");
   TrainStepOptions o;
   o.batch_size = train.batch_size;
   o.grad_accum = train.grad_accum;
@@ -212,9 +213,10 @@ StepDue Trainer::State::due_after_step(const TrainStepResult& r) const {
 
 std::optional<double> Trainer::State::log_step(const TrainStepResult& r, const StepDue& due, LogWindow& window,
                                                std::ostream& metrics) {
+  dist->report_progress(counters.step, "log step");
   const StepLogFigures figures = gather_step_figures(r, clipped_steps_device, *dist, config.model.n_layers);
   counters.clipped_steps = figures.clipped_steps;
-  StepLogContext context;  // the step's place in the run
+  StepLogContext context;
   context.step = counters.step;
   context.tokens = counters.tokens;
   context.lr = learning_rate_at(counters.step - 1, config.train);
@@ -226,6 +228,7 @@ std::optional<double> Trainer::State::log_step(const TrainStepResult& r, const S
   else counters.flops_known = false;
   window = LogWindow{};
   // Every process scores its share of the validation rows, so all agree on the loss and on best.ckpt.
+  if (due.eval) dist->report_progress(counters.step, "validation");
   if (due.eval) context.val_loss = dirmoe::validation_loss(*model, val_batches, *dist, device, bf16, config.model.seq_len);
   if (dist->is_main()) {
     metrics << metrics_line(figures, context).dump() << "\n" << std::flush;
@@ -284,9 +287,7 @@ TrainResult Trainer::run() {
   s.status->finish();
   series.close();
 
-  TrainResult result;
-  result.steps_done = s.counters.step;
-  result.status = status;
+  TrainResult result{s.counters.step, status, {}};
   if (s.dist->is_main()) {
     const RunSetup setup{status, s.dist->world_size(), s.ep ? s.ep->size() : 1, s.device.str(), s.bf16, warmup_steps(train)};
     result.summary = run_summary(s.config, s.counters, *s.model, setup);

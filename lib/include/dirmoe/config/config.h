@@ -164,6 +164,10 @@ struct TrainConfig {
   // loss term on those steps. 0 disables
   int64_t grad_norm_terms_every = 0;
   double parity_tolerance = 0.05;   // flag a layer whose measured E[k] strays further than this
+  // Several processes: a collective (gradient all-reduce, all-to-all, ...) or store exchange that does not
+  // complete within this many seconds ends every surviving rank with a message naming the collective, the
+  // step and the ranks that had not arrived (exit code 4), Gloo and NCCL alike; 600 = c10d's usual 10 minutes
+  double collective_timeout_s = 600.0;
 };
 
 struct DataConfig {

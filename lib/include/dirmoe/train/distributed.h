@@ -5,17 +5,35 @@
 // (flattened buckets of ~bucket_bytes, all launched before the first wait). Subgroups (new_group)
 // are further c10d process groups over a prefix of the same store; expert parallelism
 // (expert_parallel.h) builds its groups with them. Every operation is one of c10d's own.
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <c10/util/intrusive_ptr.h>
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
+#include "dirmoe/core/error.h"
 #include "dirmoe/router/batch_mean.h"
 
+namespace c10d {
+class Work;
+}  // namespace c10d
+
 namespace dirmoe {
+
+/// A collective (or a store exchange) did not complete within train.collective_timeout_s: a peer hangs
+/// or died without its process ending. The message names the collective, the step, the ranks that had
+/// reached it and where the others were last seen. dirmoe-train exits with code 4 on it.
+class CollectiveTimeout : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The default of train.collective_timeout_s (seconds).
+inline constexpr double kDefaultCollectiveTimeoutS = 600.0;
 
 /// Where one process joins a process group: its rank among world_size processes and the TCPStore
 /// that rank 0 (or torchrun's agent) hosts at master_addr:master_port.
@@ -27,6 +45,7 @@ struct ProcessGroupSpec {
   int64_t master_port = 0;       // 1..65535; 0 (a free port) only for a one-process group
   bool agent_store = false;      // torchrun's agent hosts the store; every rank is a client
   std::string attempt = "0";     // torchrun's restart count: keys of a restarted attempt stay apart
+  double timeout_s = kDefaultCollectiveTimeoutS;  // every collective and store wait (train.collective_timeout_s)
 };
 
 class DistributedContext {
@@ -41,7 +60,9 @@ class DistributedContext {
   /// connects to the TCPStore at MASTER_ADDR:MASTER_PORT (torchrun's agent store when
   /// TORCHELASTIC_USE_AGENT_STORE=True, else rank 0 hosts it) and builds Gloo (CPU) or NCCL (CUDA).
   /// Throws dirmoe::Error naming the variable that is missing or malformed.
-  static std::unique_ptr<DistributedContext> from_environment(const torch::Device& device);
+  /// `timeout_s` bounds every collective and store exchange (train.collective_timeout_s).
+  static std::unique_ptr<DistributedContext> from_environment(const torch::Device& device,
+                                                              double timeout_s = kDefaultCollectiveTimeoutS);
 
   /// Joins the group `spec` describes with NCCL (CUDA device) or Gloo (CPU). Unlike
   /// from_environment, a world of one process also gets a real group, whose collectives run
@@ -100,10 +121,26 @@ class DistributedContext {
   std::vector<std::string> gather_to_main(const std::string& mine, const std::string& tag);
   void barrier();
 
+  /// Where this process is (step and phase, e.g. "train step"), named in a CollectiveTimeout's
+  /// message; with a group it is also left in the store (one small write) for the other ranks to read
+  /// when they time out. The trainer calls it at the start of every step and of each phase after it.
+  void report_progress(int64_t step, const std::string& phase);
+  double timeout_s() const { return timeout_s_; }
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  /// Waits for `work` (c10d) within the timeout; throws CollectiveTimeout describing the hang.
+  void wait_collective(const c10::intrusive_ptr<c10d::Work>& work, const char* what);
+  /// The CollectiveTimeout message: this rank's place, the ranks that reached collective #seq, where
+  /// the others were last seen, the backend's words.
+  std::string describe_hang(const std::string& what, const std::string& backend_text);
   std::string group_name_ = "world";
+  std::vector<int64_t> world_ranks_;  // the world rank of each rank of this group (empty: the world)
+  double timeout_s_ = kDefaultCollectiveTimeoutS;
+  int64_t progress_step_ = -1;
+  std::string progress_phase_ = "start-up";
+  int64_t collective_seq_ = 0;  // collectives entered so far (every rank enters them in the same order)
   int64_t rank_ = 0;
   int64_t world_size_ = 1;
   int64_t local_rank_ = 0;
