@@ -86,3 +86,39 @@ assert w["model.embed_tokens.weight"].shape == (cfg["vocab_size"], cfg["hidden_s
 assert w["model.layers.0.block_sparse_moe.experts.0.w1.weight"].shape == (cfg["intermediate_size"], cfg["hidden_size"])
 PYEOF
 echo "ok: dirmoe-eval end to end"
+
+# --train-rule-draws (docs/dirmoe.md H10): the validation loss with the router's training rule beside the
+# evaluation rule. The evaluation-rule figure is the same loss the validation block computes by another
+# path (ModelScorer's sequence_nll); Switch has no router noise, so its two rules agree exactly; DirMoE's
+# training rule draws noise (its draws differ), reproducibly.
+"$BIN/dirmoe-train" --config "$SRC/experiments/configs/tiny_dirmoe.json" --out "$TMP/dir" \
+  --set data.dir="$TMP/data" --set train.max_steps=4 --set train.device=cpu --set train.eval_every=0 \
+  --set train.ckpt_every=4 >"$TMP/train_dir.log" 2>&1 || { tail -20 "$TMP/train_dir.log" >&2; fail "train dirmoe"; }
+for run in run dir; do
+  for k in 1 2; do
+    "$BIN/dirmoe-eval" --checkpoint "$TMP/$run" --tasks heldout_cloze --data "$TMP/data" --device cpu \
+      --set eval.heldout_examples=4 --set eval.validation_tokens=2000 --train-rule-draws 3 \
+      --out "$TMP/rules_${run}_$k.json" 2>"$TMP/rules.err" || { cat "$TMP/rules.err" >&2; fail "eval --train-rule-draws ($run)"; }
+  done
+done
+grep -q "validation loss: evaluation rule" "$TMP/rules.err" || fail "no router-rule line on stderr"
+"$PY" - "$TMP" <<'PYEOF' || fail "router rules"
+import json, sys
+d = sys.argv[1]
+sw, sw2, dm, dm2 = (json.load(open(f"{d}/rules_{r}_{k}.json")) for r, k in (("run", 1), ("run", 2), ("dir", 1), ("dir", 2)))
+for r in (sw, dm):
+    rr = r["router_rules"]
+    assert abs(rr["eval_rule"]["nll"] - r["validation"]["nll"]) < 1e-5, (rr["eval_rule"]["nll"], r["validation"]["nll"])
+    assert rr["train_rule"]["draws"] == 3 and rr["eval_rule"]["draws"] == 1
+    assert rr["train_rule"]["tokens"] == rr["eval_rule"]["tokens"] == r["validation"]["tokens"]
+    for rule in ("eval_rule", "train_rule"):
+        w = rr[rule]["dispatched_weight_per_layer"]
+        assert len(w) == r["config"]["model"]["n_layers"] and all(0 < x <= 1 for x in w), w
+s = sw["router_rules"]
+assert s["train_rule"]["nll"] == s["eval_rule"]["nll"] and s["train_rule"]["nll_std"] == 0.0, s
+m = dm["router_rules"]
+assert m["train_rule"]["nll_std"] > 0, m
+assert m["train_rule"]["nll"] == dm2["router_rules"]["train_rule"]["nll"], "training-rule draws are not reproducible"
+print(f"ok: router rules: switch {s['eval_rule']['nll']:.4f} both; dirmoe eval {m['eval_rule']['nll']:.4f}, "
+      f"train {m['train_rule']['nll']:.4f} ± {m['train_rule']['nll_std']:.4f}")
+PYEOF
