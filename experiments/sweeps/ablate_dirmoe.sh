@@ -28,10 +28,10 @@
 # --variants "$long_variants", printed by --list-long):
 #   switch        Switch's recipe (tiny_switch.json / llama185m_switch.json), the reference in the same table
 #   h11_u1_s1     usage KL β_u = 1 and sparsity λ_s = 1 (the defaults are 10 and 10)
-#   h11_u1        β_u = 1 only            h11_s1       λ_s = 1 only
-#   h11_u03_s03   β_u = λ_s = 0.3         h11_u01_s01  β_u = λ_s = 0.1
+#   h11_u1        β_u = 1 only (λ_s = 10)  h11_u03_s03  β_u = λ_s = 0.3
 #   h11_decay     β_u = λ_s = 10 at the start, decayed to a tenth with a half-life of 100 steps
 #   h8_detach     the defaults, with the auxiliary losses computed from x detached (they train the router only)
+#   h8_detach_weak  h8_detach with β_u = λ_s = 1     h8_h9  h8_detach with τ_min = 1
 #   h9_taumin1    h11_u1_s1 with τ_min = 1 instead of 0.5 (combine weights stay further from 1)
 #   h12_threshold h11_u1_s1 with the paper's threshold dispatch and the two-sided λ_s controller (×1.2)
 #   h13_stretch   h11_u1_s1 with the schedules 3.3× longer (τ decay 0.9985, a_lo η 333, λ^p ramp 667)
@@ -44,7 +44,7 @@ source "$root/experiments/sweeps/sweep_lib.sh"
 
 out=runs/ablate_dirmoe
 variants="chosen old h1_all h1_all_paper h2_var1 h2_varsqrt h3_token h3_batch h4_uncentred h4_bias_tau h5_no_usage h5_balance h6_threshold"
-long_variants="switch chosen h11_u1_s1 h11_u1 h11_s1 h11_u03_s03 h11_u01_s01 h11_decay h8_detach h9_taumin1 h12_threshold h13_stretch"
+long_variants="switch chosen h11_u1_s1 h11_u03_s03 h8_detach h9_taumin1 h11_decay h12_threshold h11_u1 h13_stretch h8_detach_weak h8_h9"
 sweep_parse_args "$@"
 set -- "${sweep_rest[@]}"
 while (($#)); do
@@ -84,11 +84,11 @@ variant_sets() {  # the --set arguments that make a variant, one per word
     switch) ;;
     h11_u1_s1) echo "$weak" ;;
     h11_u1) echo "$p.usage_kl=1" ;;
-    h11_s1) echo "$p.lambda_sparsity=1" ;;
     h11_u03_s03) echo "$p.usage_kl=0.3 $p.lambda_sparsity=0.3" ;;
-    h11_u01_s01) echo "$p.usage_kl=0.1 $p.lambda_sparsity=0.1" ;;
     h11_decay) echo "$p.aux_scale_end=0.1 $p.aux_scale_half_life=100" ;;
     h8_detach) echo "$p.aux_detach_input=true" ;;
+    h8_detach_weak) echo "$weak $p.aux_detach_input=true" ;;
+    h8_h9) echo "$p.aux_detach_input=true $p.tau_min=1" ;;
     h9_taumin1) echo "$weak $p.tau_min=1" ;;
     h12_threshold) echo "$weak $p.selection=hard $p.sparsity_control=1.2" ;;
     h13_stretch) echo "$weak $p.tau_decay=0.9985 $p.a_lo_eta=333 $p.lambda_p_steps=667" ;;

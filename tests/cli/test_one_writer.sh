@@ -11,12 +11,19 @@
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/parallel_common.sh"
-on_exit() { pkill -CONT -f "$TMP" 2>/dev/null; pkill -KILL -f "$TMP" 2>/dev/null; }
+on_exit() { local p; for p in $(procs_of "$TMP"); do kill -CONT "$p"; kill -KILL "$p"; done 2>/dev/null; }
 export OMP_NUM_THREADS=1
 
 fixture_data "$TMP/data" --split 0.7,0.15,0.15 || fail "fixture data build"
 TRAIN=("$BIN/dirmoe-train" --config "$SRC/experiments/configs/tiny_switch.json" --set data.dir="$TMP/data" "${PAR[@]}")
 LONG=(--set train.max_steps=400 --set train.log_every=10 --set train.eval_every=100 --set train.ckpt_every=50)
+
+procs_of() {  # procs_of TEXT: pids of dirmoe-train processes whose command line contains TEXT (no procps needed)
+  local d
+  for d in /proc/[0-9]*; do
+    tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q "dirmoe-train.*$1" && echo "${d#/proc/}"
+  done
+}
 
 wait_for_file() {  # wait_for_file PATH SECONDS: until PATH exists and is not empty
   local i
@@ -96,7 +103,7 @@ OMP_NUM_THREADS=1 "$TORCHRUN" --standalone --nnodes 1 --nproc-per-node 2 --no-py
 job=$!
 wait_for_file "$TMP/hang/metrics.jsonl" 120 || { cat "$TMP/hang.err"; fail "the 2-process run did not start"; }
 peer="" survivor=""
-for p in $(pgrep -f "dirmoe-train.*$TMP/hang"); do
+for p in $(procs_of "$TMP/hang"); do
   env=$(tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null)
   grep -qx "RANK=1" <<<"$env" && peer=$p
   grep -qx "RANK=0" <<<"$env" && survivor=$p
@@ -127,7 +134,7 @@ OMP_NUM_THREADS=1 "$TORCHRUN" --standalone --nnodes 1 --nproc-per-node 2 --max-r
   "${RESTART[@]}" --out "$TMP/restarted" --resume >"$TMP/restarted.err" 2>&1 &
 job=$!
 wait_for_file "$TMP/restarted/checkpoints/step_00000050.ckpt" 120 || fail "no checkpoint before the kill"
-for p in $(pgrep -f "dirmoe-train.*$TMP/restarted"); do
+for p in $(procs_of "$TMP/restarted"); do
   tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "RANK=1" && kill -KILL "$p"
 done
 wait "$job" || { tail -n 30 "$TMP/restarted.err"; fail "the job did not finish after the restart"; }
