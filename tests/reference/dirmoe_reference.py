@@ -66,58 +66,77 @@ def main():
     sparsity_batch = bool(scalar(inputs, "sparsity_batch"))
     sparsity_expected = bool(scalar(inputs, "sparsity_expected"))
     beta_u, balance_coef = scalar(inputs, "usage_kl"), scalar(inputs, "balance")
+    aux_detach = bool(scalar(inputs, "aux_detach"))
+    # the usage and sparsity coefficients' decay s(t) = end + (1 - end) * 0.5^(t / half_life), t = 0 without schedules
+    end, half_life = scalar(inputs, "aux_scale_end"), scalar(inputs, "aux_scale_half_life")
+    t = scalar(inputs, "step") if bool(scalar(inputs, "schedules")) else 0.0
+    aux_scale = end + (1 - end) * 0.5 ** (t / half_life)
     T, E = u.shape
+    gen = torch.Generator().manual_seed(seed)
+    draws = None
 
-    # heads
-    linear = x @ p["gate.weight"].T
-    if center:
-        linear = linear - linear.mean(dim=1, keepdim=True)
-    logits = linear + p["gate.bias"]
-    hidden = F.silu(x @ p["alpha_hidden.weight"].T + p["alpha_hidden.bias"])
-    alpha_lo = a_lo + F.softplus(hidden @ p["alpha_lo.weight"].T + p["alpha_lo.bias"]) + eps
-    alpha_hi = alpha_lo + F.softplus(hidden @ p["alpha_hi.weight"].T + p["alpha_hi.bias"]) + eps
+    def route(xin, mask_given=None):
+        """Heads, selection, contribution and weights for the router input xin."""
+        nonlocal draws
+        # heads
+        linear = xin @ p["gate.weight"].T
+        if center:
+            linear = linear - linear.mean(dim=1, keepdim=True)
+        logits = linear + p["gate.bias"]
+        hidden = F.silu(xin @ p["alpha_hidden.weight"].T + p["alpha_hidden.bias"])
+        alpha_lo = a_lo + F.softplus(hidden @ p["alpha_lo.weight"].T + p["alpha_lo.bias"]) + eps
+        alpha_hi = alpha_lo + F.softplus(hidden @ p["alpha_hi.weight"].T + p["alpha_hi.bias"]) + eps
 
-    # selection: Binary Concrete with Logistic noise
-    g = torch.log(u) - torch.log(1 - u) if training else torch.zeros_like(u)
-    s = logits + g
-    z_soft = torch.sigmoid(s / tau)
-    if topk:
-        mask = torch.zeros(T, E, dtype=torch.bool)
-        for t in range(T):  # the k largest scores of each token, one at a time
-            order = sorted(range(E), key=lambda e: -float(s[t, e]))
-            mask[t, order[:int(k)]] = True
-        empty = ~(s > 0).any(dim=1)
-        z = mask.double() + z_soft - z_soft.detach()
-    elif hard:
-        selected = s > 0
-        empty = ~selected.any(dim=1)
-        fallback = F.one_hot(s.argmax(dim=1), E).bool()
-        mask = selected | (empty[:, None] & fallback)
-        z = mask.double() + z_soft - z_soft.detach()
-    else:
-        mask = torch.ones(T, E, dtype=torch.bool)
-        z = z_soft
+        # selection: Binary Concrete with Logistic noise
+        g = torch.log(u) - torch.log(1 - u) if training else torch.zeros_like(u)
+        s = logits + g
+        z_soft = torch.sigmoid(s / tau)
+        if topk:
+            mask = torch.zeros(T, E, dtype=torch.bool)
+            for t in range(T):  # the k largest scores of each token, one at a time
+                order = sorted(range(E), key=lambda e: -float(s[t, e]))
+                mask[t, order[:int(k)]] = True
+            empty = ~(s > 0).any(dim=1)
+            z = mask.double() + z_soft - z_soft.detach()
+        elif hard:
+            selected = s > 0
+            empty = ~selected.any(dim=1)
+            fallback = F.one_hot(s.argmax(dim=1), E).bool()
+            mask = selected | (empty[:, None] & fallback)
+            z = mask.double() + z_soft - z_soft.detach()
+        else:
+            mask = torch.ones(T, E, dtype=torch.bool)
+            z = z_soft
 
-    # contribution
-    alpha_q = lambda_q * (z_soft * alpha_hi + (1 - z_soft) * alpha_lo)
-    if training:
-        gen = torch.Generator().manual_seed(seed)
-        draws = torch._standard_gamma(alpha_q.detach(), generator=gen)
-        gamma = GammaWithDraws.apply(alpha_q, draws)
-        theta = gamma / gamma.sum(dim=1, keepdim=True)
-    else:
+        # contribution
+        alpha_q = lambda_q * (z_soft * alpha_hi + (1 - z_soft) * alpha_lo)
+        if training:
+            if draws is None:  # one draw per token and expert, shared by the LM path and the detached loss path
+                draws = torch._standard_gamma(alpha_q.detach(), generator=gen)
+            gamma = GammaWithDraws.apply(alpha_q, draws)
+            theta = gamma / gamma.sum(dim=1, keepdim=True)
+        else:
+            theta = alpha_q / alpha_q.sum(dim=1, keepdim=True)
+        theta = (1 - theta_mix) * theta + theta_mix / E
+        if weights_all:
+            zt = z_soft * theta
+            r = zt / zt.sum(dim=1, keepdim=True)
+            weights = r * mask.double()
+        else:
+            zt = z * theta
+            weights = zt / zt.sum(dim=1, keepdim=True)
+            r = weights
+
+        if mask_given is not None:
+            mask = mask_given
+        return logits, z_soft, mask, empty if (hard or topk) else None, alpha_q, weights, r
+
+    logits, z_soft, mask, empty, alpha_q, weights, r = route(x)
+    if not training:
         draws = torch.zeros_like(alpha_q)
-        theta = alpha_q / alpha_q.sum(dim=1, keepdim=True)
-    theta = (1 - theta_mix) * theta + theta_mix / E
-    if weights_all:
-        zt = z_soft * theta
-        r = zt / zt.sum(dim=1, keepdim=True)
-        weights = r * mask.double()
-    else:
-        zt = z * theta
-        weights = zt / zt.sum(dim=1, keepdim=True)
-        r = weights
-
+    lm_weights = weights
+    if aux_detach:  # the losses see x detached: same values, no gradient into x (same noise and draws)
+        logits, z_soft, _, _, alpha_q, _, r = route(x.detach(), mask)
     # losses (per token, then mean over tokens)
     recon_x = r @ p["decoder.weight"].T + p["decoder.bias"]
     recon = ((x.detach() - recon_x) ** 2).sum(dim=1) / (2 * sigma2)
@@ -149,16 +168,16 @@ def main():
     losses = {
         "recon": recon.mean(),
         "kl_dir": beta_theta * kl_dir.mean(),
-        "sparsity": lambda_s * sparsity,
+        "sparsity": lambda_s * aux_scale * sparsity,
         "kl_bern": beta_z * kl_bern.mean(),
-        "usage_kl": beta_u * usage,
+        "usage_kl": beta_u * aux_scale * usage,
         "balance": balance_coef * balance,
     }
-    total = sum(losses.values()) + (probe * weights).sum()
+    total = sum(losses.values()) + (probe * lm_weights).sum()
     total.backward()
 
     n_empty = empty.sum().double() if (hard or topk) else torch.zeros((), dtype=torch.float64)
-    out = {"mask": mask, "weights": weights, "alpha_q": alpha_q, "gamma": draws, "total": total, "empty": n_empty,
+    out = {"mask": mask, "weights": lm_weights, "alpha_q": alpha_q, "gamma": draws, "total": total, "empty": n_empty,
            "expected_active": z_soft.sum(dim=1).mean(), "grad.x": x.grad}
     out.update(losses)
     for n in names:

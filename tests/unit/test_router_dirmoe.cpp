@@ -56,6 +56,8 @@ struct ReferenceCase {
   std::string sparsity_penalty = "token";
   double usage_kl = 0.0;
   double balance = 0.0;
+  bool aux_detach = false;      // the losses computed from x detached (H8)
+  double aux_scale_end = 1.0;   // the usage and sparsity coefficients decayed toward this factor (H11)
 };
 
 void check_against_reference(const ReferenceCase& c) {
@@ -77,6 +79,9 @@ void check_against_reference(const ReferenceCase& c) {
   d.sparsity_penalty = c.sparsity_penalty;
   d.usage_kl = c.usage_kl;
   d.balance_coef = c.balance;
+  d.aux_detach_input = c.aux_detach;
+  d.aux_scale_end = c.aux_scale_end;
+  d.aux_scale_half_life = 100.0;
   config.validate();
 
   torch::manual_seed(c.seed);
@@ -125,6 +130,11 @@ void check_against_reference(const ReferenceCase& c) {
   inputs["sparsity_expected"] = scalar(c.sparsity_penalty == "expected" ? 1.0 : 0.0);
   inputs["usage_kl"] = scalar(c.usage_kl);
   inputs["balance"] = scalar(c.balance);
+  inputs["aux_detach"] = scalar(c.aux_detach ? 1.0 : 0.0);
+  inputs["aux_scale_end"] = scalar(c.aux_scale_end);
+  inputs["aux_scale_half_life"] = scalar(d.aux_scale_half_life);
+  inputs["step"] = scalar(static_cast<double>(c.step));
+  inputs["schedules"] = scalar(c.schedules ? 1.0 : 0.0);
   const auto ref = dirmoe::testing::run_python_reference("dirmoe_reference.py", inputs);
 
   RouterNoise noise;
@@ -190,6 +200,13 @@ TEST_CASE("dirmoe forward, losses and gradients equal the Python reference", "[r
     check_against_reference({"topk", true, 2, 0.0, 0, false, 22, "all", true, "expected", 0.5, 0.3});
     check_against_reference({"topk", false, 1, 0.0, 0, false, 23, "all", true, "expected", 0.5, 0.3});
     check_against_reference({"topk", true, 1, 0.0, 0, false, 24, "dispatched", false, "token", 0.0, 0.0});
+  }
+  SECTION("losses on x detached (H8) and decayed usage and sparsity coefficients (H11)") {
+    // the reference recomputes the losses' path from x.detach(): x's gradient is the LM path's alone
+    check_against_reference({"topk", true, 1, 0.0, 300, true, 25, "all", true, "expected", 0.5, 0.0, true, 0.2});
+    check_against_reference({"hard", true, 2, 0.2, 0, false, 26, "all", false, "token", 0.7, 0.3, true, 1.0});
+    check_against_reference({"topk", true, 2, 0.0, 250, true, 27, "dispatched", true, "batch", 0.4, 0.0, false, 0.1});
+    check_against_reference({"topk", false, 1, 0.0, 0, false, 28, "all", true, "expected", 0.5, 0.0, true, 1.0});
   }
 }
 
