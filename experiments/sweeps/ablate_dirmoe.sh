@@ -26,12 +26,15 @@
 #
 # The long-run study (docs/dirmoe.md "Why DirMoE stopped learning"; run with --steps 1000 or 3000 and
 # --variants "$long_variants", printed by --list-long):
+# Every variant pins the recipe the study started from (β_u = λ_s = 10, losses attached to x), so that the
+# table means the same with any revision's defaults:
 #   switch        Switch's recipe (tiny_switch.json / llama185m_switch.json), the reference in the same table
-#   h11_u1_s1     usage KL β_u = 1 and sparsity λ_s = 1 (the defaults are 10 and 10)
+#   before_long   the recipe the study started from (the DirMoE default of 1d418fe)
+#   h11_u1_s1     usage KL β_u = 1 and sparsity λ_s = 1
 #   h11_u1        β_u = 1 only (λ_s = 10)  h11_u03_s03  β_u = λ_s = 0.3
 #   h11_decay     β_u = λ_s = 10 at the start, decayed to a tenth with a half-life of 100 steps
-#   h8_detach     the defaults, with the auxiliary losses computed from x detached (they train the router only)
-#   h8_detach_weak  h8_detach with β_u = λ_s = 1     h8_h9  h8_detach with τ_min = 1
+#   h8_detach     before_long with the auxiliary losses computed from x detached (they train the router only)
+#   h8_detach_weak  h8_detach with β_u = λ_s = 1: the DirMoE default since the study
 #   h9_taumin1    h11_u1_s1 with τ_min = 1 instead of 0.5 (combine weights stay further from 1)
 #   h12_threshold h11_u1_s1 with the paper's threshold dispatch and the two-sided λ_s controller (×1.2)
 #   h13_stretch   h11_u1_s1 with the schedules 3.3× longer (τ decay 0.9985, a_lo η 333, λ^p ramp 667)
@@ -44,7 +47,7 @@ source "$root/experiments/sweeps/sweep_lib.sh"
 
 out=runs/ablate_dirmoe
 variants="chosen old h1_all h1_all_paper h2_var1 h2_varsqrt h3_token h3_batch h4_uncentred h4_bias_tau h5_no_usage h5_balance h6_threshold"
-long_variants="switch chosen h11_u1_s1 h11_u03_s03 h8_detach h9_taumin1 h11_decay h12_threshold h11_u1 h13_stretch h8_detach_weak h8_h9"
+long_variants="switch before_long h11_u1_s1 h11_u03_s03 h8_detach h8_detach_weak h9_taumin1 h12_threshold h13_stretch h11_decay h11_u1"
 sweep_parse_args "$@"
 set -- "${sweep_rest[@]}"
 while (($#)); do
@@ -64,7 +67,8 @@ p=router.dirmoe
 old_sets="$p.selection=hard $p.weights=dispatched $p.recon_variance=$d_model $p.lambda_sparsity=10
   $p.sparsity_penalty=token $p.gate_bias_init=tau_logit $p.center_logits=false $p.usage_kl=0 $p.balance_coef=0
   $p.sparsity_control=0"
-weak="$p.usage_kl=1 $p.lambda_sparsity=1"
+long0="$p.usage_kl=10 $p.lambda_sparsity=10 $p.aux_detach_input=false"
+weak="$p.usage_kl=1 $p.lambda_sparsity=1 $p.aux_detach_input=false"
 variant_sets() {  # the --set arguments that make a variant, one per word
   case "$1" in
     chosen) ;;
@@ -82,13 +86,13 @@ variant_sets() {  # the --set arguments that make a variant, one per word
     h6_threshold) echo "$p.selection=hard" ;;
     soft) echo "$p.selection=soft" ;;
     switch) ;;
+    before_long) echo "$long0" ;;
     h11_u1_s1) echo "$weak" ;;
-    h11_u1) echo "$p.usage_kl=1" ;;
-    h11_u03_s03) echo "$p.usage_kl=0.3 $p.lambda_sparsity=0.3" ;;
-    h11_decay) echo "$p.aux_scale_end=0.1 $p.aux_scale_half_life=100" ;;
-    h8_detach) echo "$p.aux_detach_input=true" ;;
+    h11_u1) echo "$long0 $p.usage_kl=1" ;;
+    h11_u03_s03) echo "$long0 $p.usage_kl=0.3 $p.lambda_sparsity=0.3" ;;
+    h11_decay) echo "$long0 $p.aux_scale_end=0.1 $p.aux_scale_half_life=100" ;;
+    h8_detach) echo "$long0 $p.aux_detach_input=true" ;;
     h8_detach_weak) echo "$weak $p.aux_detach_input=true" ;;
-    h8_h9) echo "$p.aux_detach_input=true $p.tau_min=1" ;;
     h9_taumin1) echo "$weak $p.tau_min=1" ;;
     h12_threshold) echo "$weak $p.selection=hard $p.sparsity_control=1.2" ;;
     h13_stretch) echo "$weak $p.tau_decay=0.9985 $p.a_lo_eta=333 $p.lambda_p_steps=667" ;;
