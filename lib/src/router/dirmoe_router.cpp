@@ -177,21 +177,22 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   };
   const torch::Tensor theta_TE = contribution(alpha_q_TE);
 
-  // routing weights
-  torch::Tensor r_TE;        // what the reconstruction decodes
-  torch::Tensor weights_TE;  // the dispatched experts' combine weights, 0 elsewhere
-  if (cfg_.weights == "all") {
-    // r = normalize(z̃ ⊙ θ̃) over all E, in log space: z̃ may underflow where ℓ + g ≪ 0
-    r_TE = torch::softmax(torch::log_sigmoid(scores_TE / tau) + torch::log(theta_TE), /*dim=*/1);
-    weights_TE = r_TE * mask_TE.to(r_TE.scalar_type());
-  } else {
+  // routing weights: r (what the reconstruction decodes) and the dispatched experts' combine weights
+  // (0 elsewhere), from the scores ℓ + g, their relaxed selection z̃ and the contribution θ̃
+  auto routing_weights = [&](const torch::Tensor& s_TE, const torch::Tensor& z_TE, const torch::Tensor& th_TE) {
+    if (cfg_.weights == "all") {
+      // r = normalize(z̃ ⊙ θ̃) over all E, in log space: z̃ may underflow where ℓ + g ≪ 0
+      const torch::Tensor r = torch::softmax(torch::log_sigmoid(s_TE / tau) + torch::log(th_TE), /*dim=*/1);
+      return std::make_pair(r, r * mask_TE.to(r.scalar_type()));
+    }
     // straight-through: the forward sees the hard mask, the gradient flows through z̃
-    const torch::Tensor z_TE =
-        cfg_.selection == "soft" ? z_soft_TE : mask_TE.to(z_soft_TE.scalar_type()) + (z_soft_TE - z_soft_TE.detach());
-    const torch::Tensor masked_TE = z_TE * theta_TE;
-    weights_TE = masked_TE / masked_TE.sum(1, /*keepdim=*/true);
-    r_TE = weights_TE;
-  }
+    const torch::Tensor z_st_TE =
+        cfg_.selection == "soft" ? z_TE : mask_TE.to(z_TE.scalar_type()) + (z_TE - z_TE.detach());
+    const torch::Tensor masked_TE = z_st_TE * th_TE;
+    const torch::Tensor w = masked_TE / masked_TE.sum(1, /*keepdim=*/true);
+    return std::make_pair(w, w);
+  };
+  const auto [r_TE, weights_TE] = routing_weights(scores_TE, z_soft_TE, theta_TE);
 
   RouterOutput out;
   out.dispatch_mask_TE = mask_TE;
@@ -207,16 +208,7 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
     aux_logits_TE = ax.logits_TE;
     aux_z_soft_TE = torch::sigmoid(ax_scores_TE / tau);
     aux_alpha_q_TE = posterior(ax, aux_z_soft_TE);
-    const torch::Tensor ax_theta_TE = contribution(aux_alpha_q_TE);
-    if (cfg_.weights == "all") {
-      aux_r_TE = torch::softmax(torch::log_sigmoid(ax_scores_TE / tau) + torch::log(ax_theta_TE), /*dim=*/1);
-    } else {
-      const torch::Tensor z_TE = cfg_.selection == "soft" ? aux_z_soft_TE
-                                                          : mask_TE.to(aux_z_soft_TE.scalar_type()) +
-                                                                (aux_z_soft_TE - aux_z_soft_TE.detach());
-      const torch::Tensor masked_TE = z_TE * ax_theta_TE;
-      aux_r_TE = masked_TE / masked_TE.sum(1, /*keepdim=*/true);
-    }
+    aux_r_TE = routing_weights(ax_scores_TE, aux_z_soft_TE, contribution(aux_alpha_q_TE)).first;
   }
 
   // losses: per token, mean over tokens, scaled by their coefficients

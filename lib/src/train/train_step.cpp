@@ -67,8 +67,8 @@ void average_controller_measurements(TrainableModel& model, DistributedContext& 
   model.set_controller_measurements(measured);
 }
 
-/// Which of kGradNormGroups a parameter belongs to, by its module path: 0 trunk, 1 router, 2 gate (a gate
-/// parameter is also a router parameter).
+/// Which of kGradNormGroups a parameter belongs to, by its module path: trunk (not a router parameter),
+/// router, and gate (a gate parameter is also a router parameter).
 struct ParameterGroup {
   torch::Tensor param;
   bool router = false;
@@ -107,8 +107,7 @@ torch::Tensor term_grad_norms(const torch::Tensor& term, const std::vector<Param
   for (size_t i = 0; i < groups.size(); ++i) {
     if (!grads[i].defined()) continue;
     const torch::Tensor sq = grads[i].to(torch::kFloat32).square().sum().reshape({1});
-    if (!groups[i].router) sq_G.narrow(0, 0, 1).add_(sq);
-    if (groups[i].router) sq_G.narrow(0, 1, 1).add_(sq);
+    sq_G.narrow(0, groups[i].router ? 1 : 0, 1).add_(sq);
     if (groups[i].gate) sq_G.narrow(0, 2, 1).add_(sq);
   }
   return sq_G.sqrt();
