@@ -1,7 +1,7 @@
 # Thin entry points; the work is in CMake and the scripts they call.
-#   make test   set-up + build + the test suite (what CI runs)
+#   make test   set-up + build + the test suite (CI runs it, then `make build-extras`)
 #   make demo   set-up + build + default corpus + a short train of each router + eval + analyze + report
-#   make fuzz   the libFuzzer targets of tests/fuzz, FUZZ_SECONDS each (make test runs a few seconds of each)
+#   make fuzz   the libFuzzer targets of tests/fuzz, FUZZ_SECONDS each (make test replays their corpora)
 SHELL := /bin/bash
 PYTHON ?= .venv/bin/python
 BUILD_DIR ?= build
@@ -11,7 +11,7 @@ FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 300
 SETUP_STAMP := .venv/.dirmoe-setup-$(shell cat requirements.txt requirements-eval.txt scripts/setup.sh 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: setup build test test-all test-asan fuzz fuzz-build demo bench gpu-deps gpu-check gpu-check-dry-run format clean
+.PHONY: setup build build-extras gpu-tests test test-all test-asan fuzz fuzz-build demo bench gpu-deps gpu-check gpu-check-dry-run format clean
 
 setup: $(SETUP_STAMP)
 
@@ -20,17 +20,26 @@ $(SETUP_STAMP): requirements.txt requirements-eval.txt scripts/setup.sh
 	touch $@
 
 $(BUILD_DIR)/build.ninja: $(SETUP_STAMP) CMakeLists.txt
+	@started=$$SECONDS; set -e; \
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
-	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
+	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"; \
+	echo "setup: configure took $$((SECONDS - started))s"
 
 build: $(BUILD_DIR)/build.ninja
-	cmake --build $(BUILD_DIR) -j $(JOBS)
+	@started=$$SECONDS; cmake --build $(BUILD_DIR) -j $(JOBS) && echo "build: took $$((SECONDS - started))s"
 
-# Quick suite (unit + cli + python reference checks, then each fuzz target's committed corpus and
-# a few seconds of fuzzing). GPU tests run only where CUDA is present.
-test: build fuzz-build
+# What `make build` leaves out because `make test` runs none of it: the benchmarks (make bench) and
+# the CUDA tests (make gpu-check on a GPU host). CI compiles them after the suite (.ci/run).
+build-extras: $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target dirmoe_bench dirmoe_gpu_tests
+
+gpu-tests: $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target dirmoe_gpu_tests
+
+# Quick suite: unit + cli + python reference checks + the fuzz targets' corpora replayed through a
+# plain driver. GPU tests run only where CUDA is present (plain ctest reports them as skipped).
+test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $$(../scripts/ctest_label_filter.sh)
-	cd $(FUZZ_DIR) && ctest --output-on-failure -j $(JOBS) -L fuzz
 
 # The fuzz targets: clang + libFuzzer + ASan/UBSan over the reader sources only (tests/fuzz/CMakeLists.txt).
 $(FUZZ_DIR)/build.ninja: $(SETUP_STAMP) CMakeLists.txt tests/fuzz/CMakeLists.txt
@@ -44,8 +53,8 @@ fuzz-build: $(FUZZ_DIR)/build.ninja
 fuzz: fuzz-build
 	bash scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 
-# Everything, slow tests included.
-test-all: build
+# Everything, slow tests included (and the benchmarks and CUDA tests compiled).
+test-all: build build-extras
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $$(../scripts/ctest_label_filter.sh all)
 
 test-asan: setup
@@ -64,6 +73,7 @@ demo: build
 	bash scripts/demo.sh
 
 bench: build
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target dirmoe_bench
 	bash scripts/bench.sh
 
 # The CUDA path in one command on a GPU host with torch but no package registry (README "Several

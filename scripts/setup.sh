@@ -5,6 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each phase's wall time, printed as it ends and summed at the end (README "Two commands").
+phase_started=$SECONDS
+phase_times=()
+end_phase() {
+  local seconds=$((SECONDS - phase_started))
+  phase_times+=("$1 ${seconds}s")
+  echo "setup: $1 took ${seconds}s"
+  phase_started=$SECONDS
+}
+
 build_pkgs=(build-essential cmake ninja-build ccache pkg-config git
             libcli11-dev nlohmann-json3-dev libfmt-dev libhdf5-dev catch2
             libsentencepiece-dev zlib1g-dev libzstd-dev python3-venv
@@ -24,6 +34,7 @@ if ((${#missing[@]})); then
   $sudo_cmd apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+end_phase apt
 
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
@@ -36,3 +47,5 @@ if ! .venv/bin/python -m pip install -q --disable-pip-version-check -r requireme
   exit 1
 fi
 .venv/bin/python -c "import torch, h5py, numpy, matplotlib, transformers, lm_eval; print('setup: torch', torch.__version__, '| transformers', transformers.__version__)"
+end_phase venv
+echo "setup: done (${phase_times[*]})"

@@ -11,18 +11,13 @@
 #include "dirmoe/data/document_source.h"
 #include "dirmoe/data/shard_dataset.h"
 #include "dirmoe/data/tokenizer.h"
+#include "../support/test_files.h"
 
 using namespace dirmoe::data;
 namespace fs = std::filesystem;
 
 namespace {
 const std::string kData = DIRMOE_TEST_DATA_DIR;
-
-fs::path temp_dir(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("dirmoe_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p;
-}
 
 BuildOptions fixture_options(const fs::path& out) {
   BuildOptions opt;
@@ -37,7 +32,7 @@ BuildOptions fixture_options(const fs::path& out) {
 }  // namespace
 
 TEST_CASE("a fixture build stores every document once, intact, with its domain", "[data][build]") {
-  const auto out = temp_dir("build");
+  const auto out = dirmoe::testing::unused_test_path("build");
   const auto manifest = build_shards(fixture_options(out));
   ShardDataset ds(out.string());
   ds.verify();
@@ -72,7 +67,7 @@ TEST_CASE("a fixture build stores every document once, intact, with its domain",
   CHECK(got == expected);
 
   // Same seed → identical shards; another seed → another split.
-  const auto out2 = temp_dir("build2");
+  const auto out2 = dirmoe::testing::unused_test_path("build2");
   build_shards(fixture_options(out2));
   CHECK(ShardDataset(out2.string()).manifest().at("files") == manifest.at("files"));
   auto opt3 = fixture_options(out2);
@@ -86,7 +81,7 @@ TEST_CASE("a fixture build stores every document once, intact, with its domain",
 }
 
 TEST_CASE("a failed build leaves no manifest and no temporary files", "[data][build][bad]") {
-  const auto out = temp_dir("build_fail");
+  const auto out = dirmoe::testing::unused_test_path("build_fail");
   // A good first build, then a rebuild that fails on malformed JSONL half-way.
   build_shards(fixture_options(out));
   REQUIRE(fs::exists(out / "manifest.json"));
@@ -109,7 +104,7 @@ TEST_CASE("a failed build leaves no manifest and no temporary files", "[data][bu
 }
 
 TEST_CASE("a capped build of the default corpus", "[data][build][slow]") {
-  const auto out = temp_dir("build_default");
+  const auto out = dirmoe::testing::unused_test_path("build_default");
   BuildOptions opt;
   opt.out_dir = out.string();
   opt.max_docs_per_domain = 40;

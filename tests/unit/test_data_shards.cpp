@@ -11,6 +11,7 @@
 #include "dirmoe/core/error.h"
 #include "dirmoe/data/shard_dataset.h"
 #include "dirmoe/data/shard_writer.h"
+#include "../support/test_files.h"
 
 using namespace dirmoe::data;
 namespace fs = std::filesystem;
@@ -44,17 +45,11 @@ Written write_dataset(const fs::path& dir, int64_t vocab, int n_docs, uint32_t s
   return w;
 }
 
-fs::path temp_dir(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("dirmoe_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p;
-}
-
 }  // namespace
 
 TEST_CASE("shards round-trip tokens, offsets and domains (uint16 and uint32)", "[data][shards]") {
   for (int64_t vocab : {int64_t(8192), int64_t(100000)}) {
-    const auto dir = temp_dir("shards_rt");
+    const auto dir = dirmoe::testing::unused_test_path("shards_rt");
     const auto w = write_dataset(dir, vocab, 300, 42);
     ShardDataset ds(dir.string());
     ds.verify();
@@ -93,7 +88,7 @@ TEST_CASE("shards round-trip tokens, offsets and domains (uint16 and uint32)", "
 }
 
 TEST_CASE("a shard whose size or hash disagrees with the manifest is refused", "[data][shards][bad]") {
-  const auto dir = temp_dir("shards_bad");
+  const auto dir = dirmoe::testing::unused_test_path("shards_bad");
   write_dataset(dir, 8192, 50, 7);
   REQUIRE_NOTHROW(ShardDataset(dir.string()).verify());
   const auto bin = (dir / "train.bin").string();
@@ -122,7 +117,7 @@ TEST_CASE("a shard whose size or hash disagrees with the manifest is refused", "
 }
 
 TEST_CASE("an abandoned split writer leaves no files", "[data][shards]") {
-  const auto dir = temp_dir("shards_abandoned");
+  const auto dir = dirmoe::testing::unused_test_path("shards_abandoned");
   fs::create_directories(dir);
   {
     SplitWriter w(dir, "train", 2);

@@ -16,6 +16,7 @@
 #include "../support/python_reference.h"
 #include "dirmoe/eval/model_export.h"
 #include "dirmoe/model/decoder.h"
+#include "../support/test_files.h"
 
 namespace fs = std::filesystem;
 using namespace dirmoe;
@@ -80,10 +81,6 @@ std::vector<RouterCase> router_cases() {
   return cases;
 }
 
-torch::Tensor bytes_tensor(const std::string& s) {
-  return torch::tensor(std::vector<int64_t>(s.begin(), s.end()), torch::kInt64).to(torch::kUInt8);
-}
-
 }  // namespace
 
 TEST_CASE("transformers loads every router's export and computes dirmoe's logits", "[eval][reference][export]") {
@@ -125,7 +122,7 @@ TEST_CASE("transformers loads every router's export and computes dirmoe's logits
     export_dirs.push_back(dir);
   }
   const auto py = dirmoe::testing::run_python_reference("hf_export_logits.py",
-                                                        {{"export_dirs", bytes_tensor(dirs)}, {"tokens", tokens_BT}});
+                                                        {{"export_dirs", dirmoe::testing::bytes_tensor(dirs)}, {"tokens", tokens_BT}});
   for (size_t i = 0; i < cases.size(); ++i) {
     const torch::Tensor theirs = py.at("logits_" + std::to_string(i));
     REQUIRE(theirs.sizes() == ours[i].sizes());

@@ -14,17 +14,12 @@
 #include "dirmoe/data/document_source.h"
 #include "dirmoe/data/tokenizer.h"
 #include "dirmoe/eval/hf_tokenizer.h"
+#include "../support/test_files.h"
 
 using namespace dirmoe;
 namespace fs = std::filesystem;
 
 namespace {
-
-torch::Tensor bytes_tensor(const std::string& s) {
-  std::vector<int64_t> v;
-  for (unsigned char c : s) v.push_back(c);
-  return torch::tensor(v, torch::kInt64).to(torch::kUInt8);
-}
 
 }  // namespace
 
@@ -62,8 +57,8 @@ TEST_CASE("tokenizer.json encodes as the SentencePiece model does", "[eval][refe
   std::string joined;
   for (size_t i = 0; i < texts.size(); ++i) joined += (i ? std::string(1, '\0') : "") + texts[i];
   const auto py = dirmoe::testing::run_python_reference(
-      "hf_tokenizer_encode.py", {{"tokenizer_dir", bytes_tensor(dir.string())},
-                                 {"texts", bytes_tensor(joined)}});
+      "hf_tokenizer_encode.py", {{"tokenizer_dir", dirmoe::testing::bytes_tensor(dir.string())},
+                                 {"texts", dirmoe::testing::bytes_tensor(joined)}});
   const torch::Tensor ids = py.at("ids");
   const torch::Tensor lengths = py.at("lengths");
   REQUIRE(lengths.size(0) == static_cast<int64_t>(texts.size()));

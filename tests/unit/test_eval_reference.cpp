@@ -13,6 +13,7 @@
 #include "dirmoe/eval/task_evaluator.h"
 #include "dirmoe/model/decoder.h"
 #include "dirmoe/router/router.h"
+#include "../support/test_files.h"
 
 namespace fs = std::filesystem;
 using namespace dirmoe;
@@ -42,11 +43,6 @@ class MixtralRouterImpl : public RouterImpl {
  private:
   int64_t k_;
 };
-
-torch::Tensor path_bytes(const fs::path& p) {
-  const std::string s = p.string();
-  return torch::tensor(std::vector<int64_t>(s.begin(), s.end()), torch::kInt64).to(torch::kUInt8);
-}
 
 void check_against_python(int64_t n_experts, int64_t k) {
   REQUIRE(dirmoe::testing::python_reference_available());
@@ -114,7 +110,7 @@ void check_against_python(int64_t n_experts, int64_t k) {
     cont_len[i] = static_cast<int64_t>(requests[i].continuation.size());
   }
   auto py = dirmoe::testing::run_python_reference(
-      "eval_loglikelihood_reference.py", {{"export_dir", path_bytes(dir)},
+      "eval_loglikelihood_reference.py", {{"export_dir", dirmoe::testing::bytes_tensor(dir.string())},
                                           {"tokens", tokens},
                                           {"ctx_len", ctx_len},
                                           {"cont_len", cont_len},

@@ -9,15 +9,12 @@
 #include "../support/python_reference.h"
 #include "dirmoe/core/error.h"
 #include "dirmoe/eval/safetensors.h"
+#include "../support/test_files.h"
 
 namespace fs = std::filesystem;
 using namespace dirmoe::eval;
 
 namespace {
-torch::Tensor path_bytes(const fs::path& p) {
-  const std::string s = p.string();
-  return torch::tensor(std::vector<int64_t>(s.begin(), s.end()), torch::kInt64).to(torch::kUInt8);
-}
 }  // namespace
 
 TEST_CASE("safetensors round trip through the Python safetensors package", "[eval]") {
@@ -30,7 +27,7 @@ TEST_CASE("safetensors round trip through the Python safetensors package", "[eva
                           {"e.view", torch::randn({4, 6}).t()}};  // non-contiguous
   const fs::path path = fs::temp_directory_path() / "dirmoe_eval_test.safetensors";
   write_safetensors(path, tensors, {{"dirmoe_test", "yes"}});
-  auto out = dirmoe::testing::run_python_reference("safetensors_reference.py", {{"path", path_bytes(path)}});
+  auto out = dirmoe::testing::run_python_reference("safetensors_reference.py", {{"path", dirmoe::testing::bytes_tensor(path.string())}});
   CHECK(out.at("n_metadata").item<int64_t>() == 1);
   CHECK(out.at("meta_ok").item<bool>());
   std::map<std::string, std::string> meta;

@@ -13,23 +13,13 @@
 #include "dirmoe/core/error.h"
 #include "dirmoe/stats/routing_stats_accumulator.h"
 #include "dirmoe/stats/routing_stats_file.h"
+#include "../support/test_files.h"
 
 using namespace dirmoe;
 namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("dirmoe_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-torch::Tensor bytes_of(const std::string& s) {
-  std::vector<int64_t> v(s.begin(), s.end());
-  return torch::tensor(v).to(torch::kUInt8);
-}
 std::string string_of(const torch::Tensor& t) {
   auto c = t.to(torch::kUInt8).contiguous();
   return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), c.numel());
@@ -79,7 +69,7 @@ RoutingStatsFile sample_file(int64_t L, int64_t E, int64_t Dn) {
 
 TEST_CASE("routing.h5 read back by h5py has every dataset of the schema with the written values", "[stats][hdf5]") {
   REQUIRE(testing::python_reference_available());
-  const auto dir = temp_dir("routing_h5");
+  const auto dir = dirmoe::testing::fresh_test_dir("routing_h5");
   const auto path = dir / "routing.h5";
   const int64_t L = 3, E = 6, Dn = 4;
   const auto file = sample_file(L, E, Dn);
@@ -87,7 +77,7 @@ TEST_CASE("routing.h5 read back by h5py has every dataset of the schema with the
   REQUIRE(fs::exists(path));
   for (const auto& entry : fs::directory_iterator(dir)) CHECK(entry.path().filename() == "routing.h5");
 
-  auto out = testing::run_python_reference("read_routing_h5.py", {{"path", bytes_of(path.string())}});
+  auto out = testing::run_python_reference("read_routing_h5.py", {{"path", dirmoe::testing::bytes_tensor(path.string())}});
   CHECK(out.at("attr_format_version").item<int64_t>() == kRoutingFormatVersion);
   CHECK(out.at("attr_n_layers").item<int64_t>() == L);
   CHECK(out.at("attr_n_experts").item<int64_t>() == E);
@@ -122,7 +112,7 @@ TEST_CASE("routing.h5 read back by h5py has every dataset of the schema with the
 }
 
 TEST_CASE("routing.h5 round trip through our reader", "[stats][hdf5]") {
-  const auto dir = temp_dir("routing_rt");
+  const auto dir = dirmoe::testing::fresh_test_dir("routing_rt");
   const auto path = dir / "routing.h5";
   const auto file = sample_file(2, 4, 3);
   write_routing_stats(path, file);
@@ -149,7 +139,7 @@ TEST_CASE("routing.h5 round trip through our reader", "[stats][hdf5]") {
 }
 
 TEST_CASE("foreign, truncated and incomplete files are refused naming the file and the problem", "[stats][hdf5]") {
-  const auto dir = temp_dir("routing_bad");
+  const auto dir = dirmoe::testing::fresh_test_dir("routing_bad");
   auto message_of = [](const fs::path& p) -> std::string {
     try {
       read_routing_stats(p);

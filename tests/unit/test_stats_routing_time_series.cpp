@@ -15,16 +15,12 @@
 #include "../support/python_reference.h"
 #include "dirmoe/core/error.h"
 #include "dirmoe/stats/routing_time_series.h"
+#include "../support/test_files.h"
 
 using namespace dirmoe;
 namespace fs = std::filesystem;
 
 namespace {
-
-torch::Tensor bytes_of(const std::string& s) {
-  std::vector<int64_t> v(s.begin(), s.end());
-  return torch::tensor(v).to(torch::kUInt8);
-}
 
 /// Layer l at row i: 100 tokens, expert e gets (e + i + l) % 7 + 1 tokens... fixed, simple numbers.
 RoutingStatsSnapshot snapshot_for(int64_t row, int64_t L, int64_t E) {
@@ -43,13 +39,6 @@ RoutingStatsSnapshot snapshot_for(int64_t row, int64_t L, int64_t E) {
     s.layers.push_back(layer);
   }
   return s;
-}
-
-fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("dirmoe_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
 }
 
 /// Rows read from the file with prefix `file` ("0/") against what was appended.
@@ -73,7 +62,7 @@ void check_rows(const testing::TensorMap& out, const std::string& file, int64_t 
 }  // namespace
 
 TEST_CASE("routing time series rows read back by h5py", "[stats][hdf5]") {
-  const auto dir = temp_dir("ts");
+  const auto dir = dirmoe::testing::fresh_test_dir("ts");
   const auto path = dir / "routing_train.h5";
   const int64_t L = 2, E = 4;
   {
@@ -83,13 +72,13 @@ TEST_CASE("routing time series rows read back by h5py", "[stats][hdf5]") {
     CHECK(w.rows_on_disk() == 7);
     CHECK_THROWS(w.append(70, snapshot_for(0, L + 1, E)));
   }
-  const auto out = testing::run_python_reference("read_routing_train_h5.py", {{"paths", bytes_of(path.string())}});
+  const auto out = testing::run_python_reference("read_routing_train_h5.py", {{"paths", dirmoe::testing::bytes_tensor(path.string())}});
   check_rows(out, "0/", 7, L, E);
   fs::remove_all(dir);
 }
 
 TEST_CASE("routing time series reaches the disk on the rewrite interval and on flush", "[stats][hdf5]") {
-  const auto dir = temp_dir("ts_flush");
+  const auto dir = dirmoe::testing::fresh_test_dir("ts_flush");
   const int64_t L = 2, E = 3;
   RoutingTimeSeriesWriter w(dir / "a.h5", L, E, {}, std::chrono::hours(1));
   for (int64_t i = 0; i < 3; ++i) w.append(10 * i, snapshot_for(i, L, E));
@@ -104,7 +93,7 @@ TEST_CASE("routing time series reaches the disk on the rewrite interval and on f
   CHECK_THROWS_AS(w.append(40, snapshot_for(4, L, E)), IoError);
   const auto out = testing::run_python_reference(
       "read_routing_train_h5.py",
-      {{"paths", bytes_of((dir / "before_flush.h5").string() + "\n" + (dir / "after_flush.h5").string() + "\n" +
+      {{"paths", dirmoe::testing::bytes_tensor((dir / "before_flush.h5").string() + "\n" + (dir / "after_flush.h5").string() + "\n" +
                           (dir / "a.h5").string())}});
   check_rows(out, "0/", 0, L, E);
   check_rows(out, "1/", 3, L, E);
@@ -113,7 +102,7 @@ TEST_CASE("routing time series reaches the disk on the rewrite interval and on f
 }
 
 TEST_CASE("routing time series is readable after the writer is SIGKILLed mid-run", "[stats][hdf5]") {
-  const auto dir = temp_dir("ts_kill");
+  const auto dir = dirmoe::testing::fresh_test_dir("ts_kill");
   const int64_t L = 3, E = 8;
   std::vector<RoutingStatsSnapshot> snaps;  // built before fork: the child touches no torch
   for (int64_t i = 0; i < 400; ++i) snaps.push_back(snapshot_for(i, L, E));
@@ -157,7 +146,7 @@ TEST_CASE("routing time series is readable after the writer is SIGKILLed mid-run
     paths += (trial > 0 ? "\n" : "") + path.string();
   }
   // one python start for all files (it is the slow part)
-  const auto out = testing::run_python_reference("read_routing_train_h5.py", {{"paths", bytes_of(paths)}});
+  const auto out = testing::run_python_reference("read_routing_train_h5.py", {{"paths", dirmoe::testing::bytes_tensor(paths)}});
   for (int trial = 0; trial < trials; ++trial) {
     const std::string file = std::to_string(trial) + "/";
     const int64_t rows = out.at(file + "step").size(0);

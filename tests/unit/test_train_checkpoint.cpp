@@ -15,17 +15,11 @@
 #include "dirmoe/train/checkpoint.h"
 #include "dirmoe/train/optimizer.h"
 #include "dirmoe/train/training_state.h"
+#include "../support/test_files.h"
 
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("dirmoe_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 std::string message_of(const std::function<void()>& f) {
   try {
@@ -39,7 +33,7 @@ std::string message_of(const std::function<void()>& f) {
 }  // namespace
 
 TEST_CASE("checkpoint container round trip and prune", "[train][checkpoint]") {
-  const fs::path dir = fresh_dir("ckpt_roundtrip");
+  const fs::path dir = dirmoe::testing::fresh_test_dir("ckpt_roundtrip");
   const nlohmann::json meta = {{"step", 7}, {"hello", "world"}};
   const std::string payload("\x00\x01\x02 binary \xff", 13);
   dirmoe::write_checkpoint_file(dir / dirmoe::step_checkpoint_name(7), meta, payload);
@@ -61,7 +55,7 @@ TEST_CASE("checkpoint container round trip and prune", "[train][checkpoint]") {
 }
 
 TEST_CASE("foreign, truncated, corrupt and newer checkpoints are refused", "[train][checkpoint]") {
-  const fs::path dir = fresh_dir("ckpt_refuse");
+  const fs::path dir = dirmoe::testing::fresh_test_dir("ckpt_refuse");
   const fs::path good = dir / "good.ckpt";
   dirmoe::write_checkpoint_file(good, {{"step", 1}}, std::string(1000, 'x'));
   const std::string bytes = dirmoe::read_file(good);
@@ -154,7 +148,7 @@ TEST_CASE("a loaded checkpoint's router schedules stand at its last training ste
   config.router.dirmoe.tau_decay = 0.99;
   config.validate();
   dirmoe::Decoder model(config);
-  const fs::path dir = fresh_dir("schedule");
+  const fs::path dir = dirmoe::testing::fresh_test_dir("schedule");
   const fs::path file = dir / dirmoe::step_checkpoint_name(120);
   dirmoe::write_checkpoint_file(file, {{"step", 120}, {"config", dirmoe::config_to_json(config)}},
                                 dirmoe::save_training_payload(*model, nullptr));

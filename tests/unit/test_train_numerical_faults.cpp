@@ -19,6 +19,7 @@
 #include "dirmoe/router/dirmoe_router.h"
 #include "dirmoe/train/trainable_model.h"
 #include "dirmoe/train/trainer.h"
+#include "../support/test_files.h"
 
 namespace fs = std::filesystem;
 
@@ -107,17 +108,10 @@ torch::Tensor parameter_named(torch::nn::Module& module, const std::string& suff
   return {};
 }
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("dirmoe_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 }  // namespace
 
 TEST_CASE("a NaN entering through the batch's embeddings stops training at that step", "[train][faults]") {
-  const fs::path dir = fresh_dir("nan_embedding");
+  const fs::path dir = dirmoe::testing::fresh_test_dir("nan_embedding");
   const auto c = small_decoder_config("dirmoe");
   const std::string message = train_poisoned(c, dir, [](torch::nn::Module& m) {
     parameter_named(m, "tok_embedding").fill_(std::numeric_limits<float>::quiet_NaN());
@@ -134,7 +128,7 @@ TEST_CASE("a NaN entering through the batch's embeddings stops training at that 
 }
 
 TEST_CASE("a NaN in a router's logits is named with the router's own loss terms", "[train][faults]") {
-  const fs::path dir = fresh_dir("nan_router");
+  const fs::path dir = dirmoe::testing::fresh_test_dir("nan_router");
   const auto c = small_decoder_config("topk");
   const std::string message = train_poisoned(c, dir, [](torch::nn::Module& m) {
     // One expert's gate row (the first parameter so named: layer 0): its logit is NaN for every token.

@@ -14,6 +14,7 @@
 #include "dirmoe/core/atomic_file.h"
 #include "dirmoe/train/checkpoint.h"
 #include "dirmoe/train/trainer.h"
+#include "../support/test_files.h"
 
 namespace fs = std::filesystem;
 
@@ -128,13 +129,6 @@ std::vector<torch::Tensor> val_batches() {
   return {src.next_batch(4), src.next_batch(4)};
 }
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("dirmoe_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 std::vector<nlohmann::json> read_metrics(const fs::path& dir) {
   std::istringstream in(dirmoe::read_file(dir / "metrics.jsonl"));
   std::vector<nlohmann::json> out;
@@ -159,7 +153,7 @@ dirmoe::TrainResult train(const dirmoe::Config& c, const fs::path& dir, bool res
 }  // namespace
 
 TEST_CASE("trainer: loss goes down, metrics and summary are written", "[train][trainer]") {
-  const fs::path dir = fresh_dir("trainer_down");
+  const fs::path dir = dirmoe::testing::fresh_test_dir("trainer_down");
   const auto result = train(tiny_config(30), dir, false);
   CHECK(result.status == "finished");
   const auto lines = read_metrics(dir);
@@ -187,8 +181,8 @@ TEST_CASE("trainer: loss goes down, metrics and summary are written", "[train][t
 }
 
 TEST_CASE("trainer: resume continues bit-identically", "[train][trainer]") {
-  const fs::path full = fresh_dir("trainer_full");
-  const fs::path split = fresh_dir("trainer_split");
+  const fs::path full = dirmoe::testing::fresh_test_dir("trainer_full");
+  const fs::path split = dirmoe::testing::fresh_test_dir("trainer_split");
   train(tiny_config(14), full, false);
   // The interrupted run: the same 14-step config, stopped after step 10 (the stop flag is how a
   // SIGTERM arrives), which writes a checkpoint; then a resume in a fresh model and RNG state.
@@ -240,7 +234,7 @@ TEST_CASE("trainer: resume continues bit-identically", "[train][trainer]") {
 }
 
 TEST_CASE("trainer: a NaN aux loss stops the run naming the term", "[train][trainer]") {
-  const fs::path dir = fresh_dir("trainer_nan");
+  const fs::path dir = dirmoe::testing::fresh_test_dir("trainer_nan");
   auto c = tiny_config(20);
   c.train.log_every = 4;
   c.train.ckpt_every = 4;
@@ -263,7 +257,7 @@ TEST_CASE("trainer: a NaN aux loss stops the run naming the term", "[train][trai
 }
 
 TEST_CASE("trainer: measured E[k] off target flags parity in summary.json", "[train][trainer]") {
-  const fs::path dir = fresh_dir("trainer_parity");
+  const fs::path dir = dirmoe::testing::fresh_test_dir("trainer_parity");
   auto c = tiny_config(6);
   c.train.eval_every = 0;
   train(c, dir, false, std::make_shared<StandIn>(2, 1.2));

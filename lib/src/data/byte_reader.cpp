@@ -16,11 +16,13 @@ namespace dirmoe::data {
 namespace fs = std::filesystem;
 
 namespace {
-enum class Format { kPlain, kGzip, kZstd };
 constexpr size_t kInChunk = 1 << 18;
 }  // namespace
 
 struct ByteReader::Impl {
+  // NOTE: a member type, not a file-local one: a class with external linkage must not hold a field
+  // of an anonymous-namespace type (GCC's -Wsubobject-linkage, in a unity batch).
+  enum class Format { kPlain, kGzip, kZstd };
   std::string path;
   std::FILE* file = nullptr;
   Format format = Format::kPlain;
@@ -153,11 +155,11 @@ ByteReader::ByteReader(const fs::path& path) : impl_(std::make_unique<Impl>()) {
   impl_->refill();
   const auto* b = reinterpret_cast<const unsigned char*>(impl_->in.data());
   if (impl_->in_len >= 2 && b[0] == 0x1f && b[1] == 0x8b) {
-    impl_->format = Format::kGzip;
+    impl_->format = Impl::Format::kGzip;
     if (inflateInit2(&impl_->zs, 15 + 16) != Z_OK) throw IoError(impl_->path + ": zlib initialisation failed");
     impl_->zs_open = true;
   } else if (impl_->in_len >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd) {
-    impl_->format = Format::kZstd;
+    impl_->format = Impl::Format::kZstd;
     impl_->zstd = ZSTD_createDCtx();
     if (impl_->zstd == nullptr) throw IoError(impl_->path + ": zstd initialisation failed");
   }
@@ -167,8 +169,8 @@ ByteReader::~ByteReader() = default;
 
 size_t ByteReader::read(char* dst, size_t n) {
   switch (impl_->format) {
-    case Format::kGzip: return impl_->read_gzip(dst, n);
-    case Format::kZstd: return impl_->read_zstd(dst, n);
+    case Impl::Format::kGzip: return impl_->read_gzip(dst, n);
+    case Impl::Format::kZstd: return impl_->read_zstd(dst, n);
     default: return impl_->read_plain(dst, n);
   }
 }
@@ -199,8 +201,8 @@ bool ByteReader::read_line(std::string& line) {
 
 const char* ByteReader::format() const {
   switch (impl_->format) {
-    case Format::kGzip: return "gzip";
-    case Format::kZstd: return "zstd";
+    case Impl::Format::kGzip: return "gzip";
+    case Impl::Format::kZstd: return "zstd";
     default: return "plain";
   }
 }
