@@ -1,4 +1,5 @@
 #include "python_reference.h"
+#include "test_paths.h"
 
 #include <unistd.h>
 
@@ -16,8 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 std::string python_path() {
-  const char* env = std::getenv("DIRMOE_PYTHON");
-  return env ? env : DIRMOE_PYTHON;
+  return configured_python();
 }
 }  // namespace
 
@@ -39,7 +39,7 @@ TensorMap run_python_reference(const std::string& script, const TensorMap& input
     std::ofstream out(in_path, std::ios::binary);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   }
-  const std::string script_path = std::string(DIRMOE_SOURCE_DIR) + "/tests/reference/" + script;
+  const std::string script_path = std::string(source_dir()) + "/tests/reference/" + script;
   const std::string command = python_path() + " " + script_path + " " + in_path.string() + " " +
                               out_path.string() + " > " + log_path.string() + " 2>&1";
   const int rc = std::system(command.c_str());

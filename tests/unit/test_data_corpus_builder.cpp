@@ -12,12 +12,13 @@
 #include "dirmoe/data/shard_dataset.h"
 #include "dirmoe/data/tokenizer.h"
 #include "../support/test_files.h"
+#include "../support/test_paths.h"
 
 using namespace dirmoe::data;
 namespace fs = std::filesystem;
 
 namespace {
-const std::string kData = DIRMOE_TEST_DATA_DIR;
+const std::string kData = dirmoe::testing::test_data_dir();
 
 BuildOptions fixture_options(const fs::path& out) {
   BuildOptions opt;

@@ -4,10 +4,11 @@
 #include "dirmoe/core/error.h"
 #include "dirmoe/data/byte_reader.h"
 #include "dirmoe/data/document_source.h"
+#include "../support/test_paths.h"
 
 using namespace dirmoe::data;
 namespace {
-const std::string kData = DIRMOE_TEST_DATA_DIR;
+const std::string kData = dirmoe::testing::test_data_dir();
 
 std::vector<Document> read_all(const std::string& spec, SourceStats* stats = nullptr, int64_t cap = 0) {
   std::vector<Document> docs;

@@ -8,6 +8,7 @@
 #include "dirmoe/core/error.h"
 #include "dirmoe/data/document_source.h"
 #include "dirmoe/data/tokenizer.h"
+#include "../support/test_paths.h"
 
 using namespace dirmoe::data;
 namespace fs = std::filesystem;
@@ -15,7 +16,7 @@ namespace fs = std::filesystem;
 namespace {
 std::vector<std::string> fixture_texts() {
   std::vector<std::string> texts;
-  read_source(std::string(DIRMOE_TEST_DATA_DIR) + "/corpus/tree", {}, [&](Document&& d) { texts.push_back(d.text); });
+  read_source(std::string(dirmoe::testing::test_data_dir()) + "/corpus/tree", {}, [&](Document&& d) { texts.push_back(d.text); });
   return texts;
 }
 }  // namespace

@@ -15,6 +15,7 @@
 #include "dirmoe/data/tokenizer.h"
 #include "dirmoe/eval/hf_tokenizer.h"
 #include "../support/test_files.h"
+#include "../support/test_paths.h"
 
 using namespace dirmoe;
 namespace fs = std::filesystem;
@@ -28,7 +29,7 @@ TEST_CASE("tokenizer.json encodes as the SentencePiece model does", "[eval][refe
   const fs::path dir = fs::temp_directory_path() / ("dirmoe_hf_tok_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   std::vector<std::string> corpus;
-  data::read_source(std::string(DIRMOE_TEST_DATA_DIR) + "/corpus/tree", {},
+  data::read_source(std::string(dirmoe::testing::test_data_dir()) + "/corpus/tree", {},
                     [&](data::Document&& d) { corpus.push_back(d.text); });
   data::TokenizerTrainOptions opt;
   opt.vocab_size = 600;

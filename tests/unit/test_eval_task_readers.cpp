@@ -7,13 +7,14 @@
 
 #include "dirmoe/core/error.h"
 #include "dirmoe/eval/task_readers.h"
+#include "../support/test_paths.h"
 
 namespace fs = std::filesystem;
 using namespace dirmoe::eval;
 
 namespace {
 
-const fs::path kTaskDir = fs::path(DIRMOE_TEST_DATA_DIR) / "tasks";
+const fs::path kTaskDir = fs::path(dirmoe::testing::test_data_dir()) / "tasks";
 
 void check_choices(const TaskDoc& doc, const std::string& context, const std::vector<std::string>& continuations,
                    int64_t gold) {
