@@ -8,6 +8,7 @@
 
 #include "dirmoe/router/dirichlet.h"
 #include "dirmoe/router/router_registry.h"
+#include "dirmoe/router/shared_input_linear.h"
 
 namespace dirmoe {
 namespace {
@@ -113,20 +114,23 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   struct Heads {
     torch::Tensor logits_TE, alpha_lo_TE, alpha_hi_TE;
   };
-  auto heads = [&](const torch::Tensor& in_TD) {
+  // The gate and the α MLP's first layer read the same x: one GEMM for both, [T, E + H]. With
+  // aux_detach_input the auxiliary losses read a second copy of that product whose gradient stops
+  // at x (shared_input_linear), instead of a second forward from x.detach().
+  const bool detached_loss_path = cfg_.aux_detach_input && x.requires_grad();
+  const std::vector<torch::Tensor> products_TO =
+      shared_input_linear(x, {gate->weight, alpha_hidden->weight}, detached_loss_path);
+  auto heads = [&](const torch::Tensor& product_TO) {
     Heads h;
-    if (cfg_.center_logits) {
-      const torch::Tensor linear_TE = wide(torch::matmul(in_TD, gate->weight.t()));
-      h.logits_TE = linear_TE - linear_TE.mean(1, /*keepdim=*/true) + gate->bias.to(linear_TE.scalar_type());
-    } else {
-      h.logits_TE = wide(gate->forward(in_TD));
-    }
-    const torch::Tensor hidden_TH = torch::silu(alpha_hidden->forward(in_TD));
+    const torch::Tensor linear_TE = wide(product_TO.narrow(1, 0, e));
+    const torch::Tensor centered_TE = cfg_.center_logits ? linear_TE - linear_TE.mean(1, /*keepdim=*/true) : linear_TE;
+    h.logits_TE = centered_TE + gate->bias.to(linear_TE.scalar_type());
+    const torch::Tensor hidden_TH = torch::silu(product_TO.narrow(1, e, product_TO.size(1) - e) + alpha_hidden->bias);
     h.alpha_lo_TE = torch::softplus(wide(alpha_lo->forward(hidden_TH))) + (schedule_.a_lo + eps);
     h.alpha_hi_TE = h.alpha_lo_TE + torch::softplus(wide(alpha_hi->forward(hidden_TH))) + eps;
     return h;
   };
-  const Heads lm = heads(x);
+  const Heads lm = heads(products_TO[0]);
 
   // selection: Binary Concrete z̃ = σ((ℓ + g)/τ), g ~ Logistic(0, 1) in training
   torch::Tensor noise_TE;  // the Logistic draw g, undefined at evaluation
@@ -202,8 +206,8 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   // same values recomputed from x detached (same noise, same Gamma draw), so that the losses' gradients
   // reach the router's parameters but not the residual stream x (H8).
   torch::Tensor aux_logits_TE = lm.logits_TE, aux_z_soft_TE = z_soft_TE, aux_alpha_q_TE = alpha_q_TE, aux_r_TE = r_TE;
-  if (cfg_.aux_detach_input && x.requires_grad()) {
-    const Heads ax = heads(x.detach());
+  if (detached_loss_path) {
+    const Heads ax = heads(products_TO[1]);
     const torch::Tensor ax_scores_TE = noise_TE.defined() ? ax.logits_TE + noise_TE : ax.logits_TE;
     aux_logits_TE = ax.logits_TE;
     aux_z_soft_TE = torch::sigmoid(ax_scores_TE / tau);
