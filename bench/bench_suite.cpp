@@ -362,6 +362,54 @@ json per_layer(const Config& base, const torch::Device& device, int repeats) {
   return out;
 }
 
+/// One MoeLayer's forward+backward (T tokens of the scale, loss ⟨y, g⟩ + its auxiliary losses, as
+/// per_layer times it) under the autograd profiler: `repeats` passes after `warmup`, the trace to
+/// `trace_path`. The layer's router is `router`; "dense" profiles the SwiGLU of one expert.
+json profile_layer(const Config& base, const torch::Device& device, const std::string& router, int warmup,
+                   int repeats, const std::string& trace_path) {
+  const int64_t T = base.train.batch_size * base.model.seq_len;
+  const int64_t D = base.model.d_model;
+  torch::manual_seed(0);
+  const auto opts = torch::TensorOptions().device(device);
+  const torch::Tensor x_TD = torch::randn({T, D}, opts).requires_grad_(true);
+  const torch::Tensor g_TD = torch::randn({T, D}, opts);
+  torch::manual_seed(1);
+  std::function<void()> pass;
+  MoeLayer layer{nullptr};
+  SwigluExperts dense{nullptr};
+  if (router == "dense") {
+    dense = SwigluExperts(1, D, base.model.d_ff, base.model.init_std);
+    dense->to(device);
+    pass = [&] {
+      dense->zero_grad();
+      x_TD.mutable_grad() = torch::Tensor();
+      swiglu(x_TD, dense->w_gate[0], dense->w_up[0], dense->w_down[0]).backward(g_TD);
+    };
+  } else {
+    const Config c = variant(base, router);
+    layer = MoeLayer(c, 0, make_router(c));
+    layer->to(device);
+    layer->train();
+    pass = [&] {
+      layer->zero_grad();
+      x_TD.mutable_grad() = torch::Tensor();
+      MoeLayerOutput out = layer->forward(x_TD);
+      torch::Tensor loss = (out.y_TD * g_TD).sum();
+      for (const auto& [name, v] : out.aux_losses) loss = loss + v;
+      loss.backward();
+    };
+  }
+  for (int i = 0; i < warmup; ++i) pass();
+  sync(device);
+  {
+    torch::autograd::profiler::RecordProfile guard(trace_path);
+    for (int i = 0; i < repeats; ++i) pass();
+    sync(device);
+  }
+  return {{"layer", router}, {"tokens", T}, {"d_model", D}, {"d_ff", base.model.d_ff},
+          {"n_experts", base.model.n_experts}, {"k", base.model.n_experts_active}, {"repeats", repeats}};
+}
+
 json environment(const torch::Device& device, const std::string& scale, const Config& c) {
   json env = {{"git_revision", git_revision()},
               {"threads", torch::get_num_threads()},
@@ -412,6 +460,9 @@ int main(int argc, char** argv) {
   std::string trace_path = "bench_trace.json";
   app.get_subcommand("profile")->add_option("--router", router, "a router type, or dense");
   app.get_subcommand("profile")->add_option("--trace", trace_path, "chrome trace written here (bench/profile_summary.py reads it)");
+  bool profile_one_layer = false;
+  app.get_subcommand("profile")->add_flag("--layer", profile_one_layer,
+                                          "one MoE layer's forward+backward instead of a train step");
   CLI11_PARSE(app, argc, argv);
   try {
     if (caching_allocator) install_cpu_caching_allocator();  // as dirmoe-train does
@@ -423,7 +474,10 @@ int main(int argc, char** argv) {
     json result = environment(device, scale, base);
     if (device.is_cuda()) torch::cuda::synchronize();
 
-    if (*app.get_subcommand("profile")) {
+    if (*app.get_subcommand("profile") && profile_one_layer) {
+      result["profile"] = profile_layer(base, device, router, warmup, repeats, trace_path);
+      result["trace"] = trace_path;
+    } else if (*app.get_subcommand("profile")) {
       StepRunner r(router, variant(base, router), device);
       interleave({&r}, warmup, 0);
       {
