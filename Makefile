@@ -11,7 +11,7 @@ FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 300
 SETUP_STAMP := .venv/.dirmoe-setup-$(shell cat requirements.txt requirements-eval.txt scripts/setup.sh 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: setup build build-extras gpu-tests test test-all test-asan fuzz fuzz-build demo bench gpu-deps gpu-check gpu-check-dry-run format clean
+.PHONY: setup build build-extras gpu-tests test test-all fuzz-smoke test-asan fuzz fuzz-build demo bench gpu-deps gpu-check gpu-check-dry-run format clean
 
 setup: $(SETUP_STAMP)
 
@@ -30,16 +30,23 @@ build: $(BUILD_DIR)/build.ninja
 
 # What `make build` leaves out because `make test` runs none of it: the benchmarks (make bench) and
 # the CUDA tests (make gpu-check on a GPU host). CI compiles them after the suite (.ci/run).
-build-extras: $(BUILD_DIR)/build.ninja
+build-extras: build
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target dirmoe_bench dirmoe_gpu_tests
 
 gpu-tests: $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target dirmoe_gpu_tests
 
 # Quick suite: unit + cli + python reference checks + the fuzz targets' corpora replayed through a
-# plain driver. GPU tests run only where CUDA is present (plain ctest reports them as skipped).
+# plain driver. GPU tests are built and run only where a CUDA device answers (plain ctest elsewhere
+# reports them as skipped).
 test: build
+	if bash scripts/cuda_device_present.sh; then cmake --build $(BUILD_DIR) -j $(JOBS) --target dirmoe_gpu_tests; fi
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $$(../scripts/ctest_label_filter.sh)
+
+# The instrumented fuzz build's own smoke (ASan/UBSan replay of the corpora + a few seconds of
+# fuzzing per target): CI runs it after make test (.ci/run); make test replays without sanitizers.
+fuzz-smoke: fuzz-build
+	cd $(FUZZ_DIR) && ctest --output-on-failure -j $(JOBS) -L fuzz
 
 # The fuzz targets: clang + libFuzzer + ASan/UBSan over the reader sources only (tests/fuzz/CMakeLists.txt).
 $(FUZZ_DIR)/build.ninja: $(SETUP_STAMP) CMakeLists.txt tests/fuzz/CMakeLists.txt
@@ -54,7 +61,7 @@ fuzz: fuzz-build
 	bash scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 
 # Everything, slow tests included (and the benchmarks and CUDA tests compiled).
-test-all: build build-extras
+test-all: build-extras
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $$(../scripts/ctest_label_filter.sh all)
 
 test-asan: setup

@@ -437,6 +437,8 @@ def main(argv=None):
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = ":".join([fill_dir] + ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else []))
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # tests/gpu/run.sh fails instead of reporting "skipped" when the device or the binary is missing
+    env["DIRMOE_GPU_REQUIRED"] = "1"
     runner = Runner(log_path, env, dry_run=args.dry_run)
     cost = BenchCostModel(args.bench_overhead, args.bench_step_seconds)
     failed = False

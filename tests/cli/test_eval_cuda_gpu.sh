@@ -5,6 +5,7 @@
 # [gpu]: label gpu (the _gpu suffix), run by scripts/gpu_check.py where a CUDA device answers.
 set -uo pipefail
 if ! bash "$(dirname "$0")/../../scripts/cuda_device_present.sh"; then
+  [ "${DIRMOE_GPU_REQUIRED:-0}" = 1 ] && { echo "FAIL: no CUDA device (DIRMOE_GPU_REQUIRED=1)" >&2; exit 1; }
   echo "no CUDA device: skipped (ctest reports it so)"; exit 77
 fi
 . "$(dirname "$0")/common.sh"

@@ -1,5 +1,5 @@
 // A plain driver for the fuzz targets of tests/fuzz: runs LLVMFuzzerTestOneInput once on every
-// file named on the command line (or found in a folder named there), as libFuzzer's `-runs=0`
+// file named on the command line (or found under a folder named there), as libFuzzer's `-runs=0`
 // does, but built by the ordinary compiler against the main build's library. `make test` replays
 // the committed corpora through it (ctest label fuzz); the instrumented libFuzzer build (ASan,
 // UBSan, coverage-guided search) is `make fuzz`.
@@ -9,9 +9,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,7 +29,7 @@ std::vector<std::filesystem::path> inputs_named(int argc, char** argv) {
     const std::filesystem::path named = argv[i];
     if (std::filesystem::is_directory(named)) {
       std::vector<std::filesystem::path> files;
-      for (const auto& entry : std::filesystem::directory_iterator(named)) {
+      for (const auto& entry : std::filesystem::recursive_directory_iterator(named)) {
         if (entry.is_regular_file()) files.push_back(entry.path());
       }
       std::sort(files.begin(), files.end());  // a fixed order: a failure reproduces
@@ -60,7 +62,15 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     std::ifstream in(path, std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    if (!in.good() && !in.eof()) {
+      std::fprintf(stderr, "fuzz replay: cannot read %s\n", path.c_str());
+      return 2;
+    }
+    // A buffer of exactly the input's size, as libFuzzer passes it: a read past its end is a
+    // read past an allocation (which a sanitizer build reports), not into a string's spare room.
+    const std::unique_ptr<uint8_t[]> data(new uint8_t[bytes.size() > 0 ? bytes.size() : 1]);
+    std::copy(bytes.begin(), bytes.end(), data.get());
+    LLVMFuzzerTestOneInput(data.get(), bytes.size());
   }
   std::printf("fuzz replay: %zu inputs, no crash\n", inputs.size());
   return 0;
