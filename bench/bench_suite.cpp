@@ -260,16 +260,44 @@ json peak_gemm(const torch::Device& device) {
   return {{"flops_per_s", best}, {"dtype", device.is_cuda() ? "bf16" : "fp32"}, {"n", best_n}, {"by_size", all}};
 }
 
+/// The layer benchmarks' input (per_layer, profile_layer): x_TD [T, D] requiring grad, T the scale's
+/// tokens per step, and g_TD [T, D], the upstream gradient; one pass is the loss ⟨y, g⟩ (+ the
+/// layer's auxiliary losses) and its backward.
+struct LayerPassInputs {
+  torch::Tensor x_TD, g_TD;
+
+  LayerPassInputs(const Config& base, const torch::Device& device) {
+    const int64_t T = base.train.batch_size * base.model.seq_len;
+    torch::manual_seed(0);
+    const auto opts = torch::TensorOptions().device(device);
+    x_TD = torch::randn({T, base.model.d_model}, opts).requires_grad_(true);
+    g_TD = torch::randn({T, base.model.d_model}, opts);
+  }
+
+  void moe_pass(MoeLayer& layer) const {
+    layer->zero_grad();
+    x_TD.mutable_grad() = torch::Tensor();
+    MoeLayerOutput out = layer->forward(x_TD);
+    torch::Tensor loss = (out.y_TD * g_TD).sum();
+    for (const auto& [name, v] : out.aux_losses) loss = loss + v;
+    loss.backward();
+  }
+
+  /// The dense SwiGLU of one expert's size (`dense` holds one expert).
+  void dense_pass(SwigluExperts& dense) const {
+    dense->zero_grad();
+    x_TD.mutable_grad() = torch::Tensor();
+    swiglu(x_TD, dense->w_gate[0], dense->w_up[0], dense->w_down[0]).backward(g_TD);
+  }
+};
+
 /// Forward+backward of one MoeLayer per router at E=8, k=1 (T tokens), against the topk layer,
 /// and the topk layer (fused experts, and the per-expert loop) against a dense SwiGLU of one
 /// expert's size.
 json per_layer(const Config& base, const torch::Device& device, int repeats) {
   const int64_t T = base.train.batch_size * base.model.seq_len;
   const int64_t D = base.model.d_model;
-  torch::manual_seed(0);
-  const auto opts = torch::TensorOptions().device(device);
-  const torch::Tensor x_TD = torch::randn({T, D}, opts).requires_grad_(true);
-  const torch::Tensor g_TD = torch::randn({T, D}, opts);
+  const LayerPassInputs inputs(base, device);
   std::vector<std::string> names = {"topk"};
   for (const auto& r : registered_routers()) {
     if (r != "topk") names.push_back(r);
@@ -299,21 +327,8 @@ json per_layer(const Config& base, const torch::Device& device, int repeats) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
   };
   std::vector<std::function<void()>> fns;
-  for (auto& layer : layers) {
-    fns.push_back([&layer, &x_TD, &g_TD] {
-      layer->zero_grad();
-      x_TD.mutable_grad() = torch::Tensor();
-      MoeLayerOutput out = layer->forward(x_TD);
-      torch::Tensor loss = (out.y_TD * g_TD).sum();
-      for (const auto& [name, v] : out.aux_losses) loss = loss + v;
-      loss.backward();
-    });
-  }
-  fns.push_back([&] {
-    dense->zero_grad();
-    x_TD.mutable_grad() = torch::Tensor();
-    swiglu(x_TD, dense->w_gate[0], dense->w_up[0], dense->w_down[0]).backward(g_TD);
-  });
+  for (auto& layer : layers) fns.push_back([&layer, &inputs] { inputs.moe_pass(layer); });
+  fns.push_back([&] { inputs.dense_pass(dense); });
   std::vector<std::vector<double>> times(fns.size());
   for (auto& fn : fns) fn();  // warm-up
   for (int r = 0; r < repeats; ++r) {
@@ -341,7 +356,7 @@ json per_layer(const Config& base, const torch::Device& device, int repeats) {
     const double s = median(times[i]), s_min = fastest(times[i]);
     if (cases[i].second) {
       torch::NoGradGuard no_grad;
-      const double ek = layers[i]->forward(x_TD).metrics.active_experts.item<double>();
+      const double ek = layers[i]->forward(inputs.x_TD).metrics.active_experts.item<double>();
       routers[name] = {{"seconds", s}, {"over_topk", s / topk_s}, {"active_experts", ek},
                        {"seconds_min", s_min}, {"over_topk_min", s_min / topk_min}};
     } else {
@@ -369,10 +384,7 @@ json profile_layer(const Config& base, const torch::Device& device, const std::s
                    int repeats, const std::string& trace_path) {
   const int64_t T = base.train.batch_size * base.model.seq_len;
   const int64_t D = base.model.d_model;
-  torch::manual_seed(0);
-  const auto opts = torch::TensorOptions().device(device);
-  const torch::Tensor x_TD = torch::randn({T, D}, opts).requires_grad_(true);
-  const torch::Tensor g_TD = torch::randn({T, D}, opts);
+  const LayerPassInputs inputs(base, device);
   torch::manual_seed(1);
   std::function<void()> pass;
   MoeLayer layer{nullptr};
@@ -380,24 +392,13 @@ json profile_layer(const Config& base, const torch::Device& device, const std::s
   if (router == "dense") {
     dense = SwigluExperts(1, D, base.model.d_ff, base.model.init_std);
     dense->to(device);
-    pass = [&] {
-      dense->zero_grad();
-      x_TD.mutable_grad() = torch::Tensor();
-      swiglu(x_TD, dense->w_gate[0], dense->w_up[0], dense->w_down[0]).backward(g_TD);
-    };
+    pass = [&] { inputs.dense_pass(dense); };
   } else {
     const Config c = variant(base, router);
     layer = MoeLayer(c, 0, make_router(c));
     layer->to(device);
     layer->train();
-    pass = [&] {
-      layer->zero_grad();
-      x_TD.mutable_grad() = torch::Tensor();
-      MoeLayerOutput out = layer->forward(x_TD);
-      torch::Tensor loss = (out.y_TD * g_TD).sum();
-      for (const auto& [name, v] : out.aux_losses) loss = loss + v;
-      loss.backward();
-    };
+    pass = [&] { inputs.moe_pass(layer); };
   }
   for (int i = 0; i < warmup; ++i) pass();
   sync(device);
