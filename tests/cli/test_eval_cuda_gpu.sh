@@ -4,10 +4,8 @@
 # a LAMBADA-style task and the built-in held-out tasks; validation perplexity to 1e-4 relative.
 # [gpu]: label gpu (the _gpu suffix), run by scripts/gpu_check.py where a CUDA device answers.
 set -uo pipefail
-if ! bash "$(dirname "$0")/../../scripts/cuda_device_present.sh"; then
-  [ "${DIRMOE_GPU_REQUIRED:-0}" = 1 ] && { echo "FAIL: no CUDA device (DIRMOE_GPU_REQUIRED=1)" >&2; exit 1; }
-  echo "no CUDA device: skipped (ctest reports it so)"; exit 77
-fi
+. "$(dirname "$0")/../gpu/skip.sh"
+gpu_require_device
 . "$(dirname "$0")/common.sh"
 fixture_data "$TMP/data" --split 0.6,0.2,0.2 >"$TMP/data.log" 2>&1 || { cat "$TMP/data.log" >&2; fail "data build"; }
 "$BIN/dirmoe-train" --config "$SRC/experiments/configs/tiny_switch.json" --out "$TMP/run" \

@@ -15,13 +15,7 @@
 namespace dirmoe::testing {
 namespace fs = std::filesystem;
 
-namespace {
-std::string python_path() {
-  return configured_python();
-}
-}  // namespace
-
-bool python_reference_available() { return fs::exists(python_path()); }
+bool python_reference_available() { return fs::exists(configured_python()); }
 
 TensorMap run_python_reference(const std::string& script, const TensorMap& inputs) {
   static int counter = 0;
@@ -40,7 +34,7 @@ TensorMap run_python_reference(const std::string& script, const TensorMap& input
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   }
   const std::string script_path = std::string(source_dir()) + "/tests/reference/" + script;
-  const std::string command = python_path() + " " + script_path + " " + in_path.string() + " " +
+  const std::string command = std::string(configured_python()) + " " + script_path + " " + in_path.string() + " " +
                               out_path.string() + " > " + log_path.string() + " 2>&1";
   const int rc = std::system(command.c_str());
   if (rc != 0 || !fs::exists(out_path)) {
