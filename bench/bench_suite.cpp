@@ -265,6 +265,7 @@ json peak_gemm(const torch::Device& device) {
 /// layer's auxiliary losses) and its backward.
 struct LayerPassInputs {
   torch::Tensor x_TD, g_TD;
+  mutable int64_t next_draw = 0;  // the noise key's draw number of the next moe_pass
 
   LayerPassInputs(const Config& base, const torch::Device& device) {
     const int64_t T = base.train.batch_size * base.model.seq_len;
@@ -274,7 +275,11 @@ struct LayerPassInputs {
     g_TD = torch::randn({T, base.model.d_model}, opts);
   }
 
+  /// One pass of `layer` with a fresh router noise key, as train_step sets one per forward: the
+  /// routers then draw their noise from the counter-based streams the trainer uses
+  /// (router_noise_source.h), whose cost is part of the layer's.
   void moe_pass(MoeLayer& layer) const {
+    layer->set_noise_key(RouterNoiseKey{/*seed=*/1, /*draw=*/next_draw++, /*layer=*/0, /*token_offset=*/0});
     layer->zero_grad();
     x_TD.mutable_grad() = torch::Tensor();
     MoeLayerOutput out = layer->forward(x_TD);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include "dirmoe/router/dirichlet.h"
@@ -100,6 +101,7 @@ void DirmoeRouterImpl::set_controller_measurement(const torch::Tensor& mean) {
 
 RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNoise& noise) {
   TORCH_CHECK(x_TD.dim() == 2, "DirMoE router expects x of shape (T, D), got ", x_TD.sizes());
+  RECORD_FUNCTION("dirmoe::dirmoe_router", std::vector<c10::IValue>());
   const int64_t e = n_experts_;
   const double tau = schedule_.tau;
   const double eps = cfg_.alpha_eps;

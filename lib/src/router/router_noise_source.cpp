@@ -5,6 +5,7 @@
 #include <limits>
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include "dirmoe/core/philox.h"
@@ -48,6 +49,7 @@ void fill_uniform(T* out, const RouterNoiseKey& key, uint32_t stream, int64_t ro
 
 torch::Tensor counter_uniform(const RouterNoiseKey& key, RouterNoiseStream stream, int64_t rows, int64_t cols,
                               int64_t words, const torch::TensorOptions& options) {
+  RECORD_FUNCTION("dirmoe::counter_uniform", std::vector<c10::IValue>());
   TORCH_CHECK(rows >= 0 && cols >= 0 && words >= 1, "counter_uniform: bad shape (", rows, ", ", cols, ", ", words, ")");
   TORCH_CHECK(cols <= kMaxColumns, "counter_uniform: at most 2^20 columns, got ", cols);
   TORCH_CHECK((words + 3) / 4 <= kMaxBlocks, "counter_uniform: at most 1024 words per element, got ", words);
@@ -71,6 +73,7 @@ torch::Tensor counter_uniform(const RouterNoiseKey& key, RouterNoiseStream strea
 
 torch::Tensor counter_gamma(const RouterNoiseKey& key, RouterNoiseStream stream, const torch::Tensor& alpha_TC) {
   TORCH_CHECK(alpha_TC.dim() == 2, "counter_gamma: alpha must be (T, C), got ", alpha_TC.sizes());
+  RECORD_FUNCTION("dirmoe::counter_gamma", std::vector<c10::IValue>());  // a named span in profiler traces
   torch::NoGradGuard no_grad;
   constexpr int64_t K = kGammaCandidates;
   const int64_t T = alpha_TC.size(0), C = alpha_TC.size(1);
