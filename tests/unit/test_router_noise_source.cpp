@@ -70,6 +70,30 @@ TEST_CASE("router noise: uniform and Gamma draws equal the Python reference", "[
        {"rows", torch::tensor(rows)}, {"cols", torch::tensor(cols)}, {"words", torch::tensor(words)}, {"alpha", alpha}});
   CHECK(torch::equal(u, out.at("uniform")));
   CHECK(dirmoe::testing::max_abs_diff(g / out.at("gamma"), torch::ones_like(g)) < 1e-12);
+  // the tensor-operation path (CUDA's) computes the same draws
+  const torch::Tensor g_ops = dirmoe::counter_gamma_tensor_ops(key, RouterNoiseStream::gamma, alpha);
+  CHECK(dirmoe::testing::max_abs_diff(g_ops / out.at("gamma"), torch::ones_like(g)) < 1e-12);
+}
+
+TEST_CASE("router noise: the element-wise CPU Gamma path equals the tensor-operation path", "[router][noise]") {
+  // α from 1e-3 to 1e3 (boosted and not), float64 and float32, keys far apart; candidates beyond the
+  // first are exercised by small a (acceptance lowest near α → 1/3 + 1)
+  torch::manual_seed(21);
+  const torch::Tensor alpha_TC = torch::exp(torch::rand({4096, 8}, torch::kFloat64) * 13.8 - 6.9);
+  for (const RouterNoiseKey key : {RouterNoiseKey{1, 0, 0, 0}, RouterNoiseKey{0xfedcba9876ULL, 123456, 77, int64_t{1} << 40}}) {
+    const torch::Tensor by_element = dirmoe::counter_gamma_elementwise(key, RouterNoiseStream::gamma, alpha_TC);
+    const torch::Tensor by_ops = dirmoe::counter_gamma_tensor_ops(key, RouterNoiseStream::gamma, alpha_TC);
+    CHECK(dirmoe::testing::max_abs_diff(by_element / by_ops, torch::ones_like(by_ops)) < 1e-12);
+    const torch::Tensor alpha32 = alpha_TC.to(torch::kFloat32);
+    const torch::Tensor e32 = dirmoe::counter_gamma_elementwise(key, RouterNoiseStream::gamma, alpha32);
+    const torch::Tensor o32 = dirmoe::counter_gamma_tensor_ops(key, RouterNoiseStream::gamma, alpha32);
+    CHECK(e32.scalar_type() == torch::kFloat32);
+    // float32: the same float64 draw rounded once; at most one float32 ulp apart where the float64
+    // values differ in their last bits across a rounding boundary
+    CHECK(dirmoe::testing::max_abs_diff((e32.to(torch::kFloat64) / o32.to(torch::kFloat64)), torch::ones({4096, 8}, torch::kFloat64)) < 2.5e-7);
+  }
+  CHECK(torch::equal(dirmoe::counter_gamma({5, 1, 2, 3}, RouterNoiseStream::gamma, alpha_TC),
+                     dirmoe::counter_gamma_elementwise({5, 1, 2, 3}, RouterNoiseStream::gamma, alpha_TC)));
 }
 
 TEST_CASE("router noise: a token's draws do not depend on how the batch is split", "[router][noise]") {

@@ -54,7 +54,21 @@ constexpr int64_t kGammaCandidates = 8;
 /// fail with probability < 10⁻¹⁰; the draw is then d. Computed in float64 on alpha's device,
 /// returned in alpha's dtype, at least its smallest normal number (as at::_standard_gamma). Not
 /// differentiable: gamma_reparam (dirichlet.h) carries the implicit gradient of the sample.
+///
+/// Two implementations of the same arithmetic, chosen by alpha's device: on the CPU one pass over
+/// the elements that generates a block of words only when a candidate reads it and stops at the
+/// first accepted candidate (counter_gamma_elementwise; bench/README.md has the saving); elsewhere
+/// tensor operations over all 2K+1 words (counter_gamma_tensor_ops). Both agree with the Python
+/// reference (tests/reference/router_noise_reference.py) to 1e-12 relative.
 torch::Tensor counter_gamma(const RouterNoiseKey& key, RouterNoiseStream stream, const torch::Tensor& alpha_TC);
+
+/// counter_gamma on the CPU, element by element (alpha on the CPU).
+torch::Tensor counter_gamma_elementwise(const RouterNoiseKey& key, RouterNoiseStream stream,
+                                        const torch::Tensor& alpha_TC);
+
+/// counter_gamma as tensor operations on alpha's device (any device; CUDA's path).
+torch::Tensor counter_gamma_tensor_ops(const RouterNoiseKey& key, RouterNoiseStream stream,
+                                       const torch::Tensor& alpha_TC);
 
 /// Fresh U(0, 1) draws shaped like `like` (2-D): counter-based when `key` is given, else from
 /// torch's default generator (a router used outside the trainer, e.g. in unit tests).
