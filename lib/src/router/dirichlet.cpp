@@ -7,45 +7,62 @@
 namespace dirmoe {
 namespace {
 
+/// dγ/dα given by the caller, or undefined. A struct, not a Tensor argument: autograd::Function
+/// records every Tensor argument as an input, and an undefined one has no device to record.
+struct GivenSampleGrad {
+  torch::Tensor value;
+};
+
 /// The Gamma draw as an autograd node: forward returns the (given or fresh) draws, backward
-/// multiplies by the implicit derivative dγ/dα.
+/// multiplies by the implicit derivative dγ/dα (given, or evaluated at the saved α and sample).
 class GammaReparam : public torch::autograd::Function<GammaReparam> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& alpha,
-                               const torch::Tensor& draws) {
+                               const torch::Tensor& draws, const GivenSampleGrad& given) {
     const torch::Tensor sample = draws.to(alpha.dtype()).clone();
-    ctx->save_for_backward({alpha.detach(), sample});
+    if (given.value.defined()) {
+      ctx->save_for_backward({given.value});
+    } else {
+      ctx->save_for_backward({alpha.detach(), sample});
+    }
     return sample;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
-    const torch::Tensor& alpha = saved[0];
-    const torch::Tensor& sample = saved[1];
-    // NOTE: in float64 on every device. The CPU kernel of _standard_gamma_grad accumulates in
-    // double, the CUDA one in the input's type; in float32 its series and asymptotic branches lose
-    // digits away from the mode, and CUDA's DirMoE gradients then differ from the CPU's by up to
-    // 28% (relative L2, tests/gpu/test_gpu_routers.cpp on an H200). T·E elements: negligible cost.
-    const torch::Tensor dsample_dalpha =
-        at::_standard_gamma_grad(alpha.to(torch::kFloat64), sample.to(torch::kFloat64)).to(alpha.scalar_type());
-    return {grad_outputs[0] * dsample_dalpha, torch::Tensor()};
+    const torch::Tensor dsample_dalpha = saved.size() == 1 ? saved[0] : gamma_sample_grad(saved[0], saved[1]);
+    return {grad_outputs[0] * dsample_dalpha, torch::Tensor(), torch::Tensor()};
   }
 };
 
 }  // namespace
 
-torch::Tensor gamma_reparam(const torch::Tensor& alpha, const torch::Tensor& draws) {
+torch::Tensor gamma_sample_grad(const torch::Tensor& alpha, const torch::Tensor& sample) {
+  torch::NoGradGuard no_grad;
+  if (alpha.device().is_cpu() && (alpha.scalar_type() == torch::kFloat32 || alpha.scalar_type() == torch::kFloat64)) {
+    return at::_standard_gamma_grad(alpha.detach(), sample.detach().to(alpha.scalar_type()));
+  }
+  return at::_standard_gamma_grad(alpha.detach().to(torch::kFloat64), sample.detach().to(torch::kFloat64))
+      .to(alpha.scalar_type());
+}
+
+torch::Tensor gamma_reparam(const torch::Tensor& alpha, const torch::Tensor& draws, const torch::Tensor& dsample_dalpha) {
+  TORCH_CHECK(!dsample_dalpha.defined() || dsample_dalpha.sizes() == alpha.sizes(), "gamma_reparam: dsample_dalpha has shape ",
+              dsample_dalpha.sizes(), " but alpha has ", alpha.sizes());
   if (!draws.defined()) {
-    return GammaReparam::apply(alpha, at::_standard_gamma(alpha.detach()));  // clamped to the smallest normal
+    TORCH_CHECK(!dsample_dalpha.defined(), "gamma_reparam: dsample_dalpha given without the draws it belongs to");
+    return GammaReparam::apply(alpha, at::_standard_gamma(alpha.detach()), GivenSampleGrad{});  // clamped to the smallest normal
   }
   TORCH_CHECK(draws.sizes() == alpha.sizes(), "gamma_reparam: draws have shape ", draws.sizes(), " but alpha has ",
               alpha.sizes());
-  return GammaReparam::apply(alpha, draws.detach());
+  return GammaReparam::apply(
+      alpha, draws.detach(),
+      GivenSampleGrad{dsample_dalpha.defined() ? dsample_dalpha.detach().to(alpha.scalar_type()) : torch::Tensor()});
 }
 
-torch::Tensor dirichlet_reparam(const torch::Tensor& alpha, const torch::Tensor& draws) {
-  const torch::Tensor gamma = gamma_reparam(alpha, draws);
+torch::Tensor dirichlet_reparam(const torch::Tensor& alpha, const torch::Tensor& draws, const torch::Tensor& dsample_dalpha) {
+  const torch::Tensor gamma = gamma_reparam(alpha, draws, dsample_dalpha);
   return gamma / gamma.sum(-1, /*keepdim=*/true);
 }
 

@@ -170,11 +170,17 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
     return cfg_.lambda_q * (z_TE * h.alpha_hi_TE + (1.0 - z_TE) * h.alpha_lo_TE);
   };
   const torch::Tensor alpha_q_TE = posterior(lm, z_soft_TE);
-  // One Gamma draw per token and expert, shared by the LM path and (aux_detach_input) the loss path.
-  torch::Tensor gamma_TE;
-  if (is_training()) gamma_TE = gamma_draws(noise.gamma_TE, noise.key, RouterNoiseStream::gamma, alpha_q_TE);
+  // One Gamma draw per token and expert, shared by the LM path and (aux_detach_input) the loss path;
+  // from torch's generator when the router has neither a noise key nor given draws.
+  torch::Tensor gamma_TE, dgamma_dalpha_TE;
+  if (is_training()) {
+    gamma_TE = gamma_draws(noise.gamma_TE, noise.key, RouterNoiseStream::gamma, alpha_q_TE);
+    if (!gamma_TE.defined()) gamma_TE = at::_standard_gamma(alpha_q_TE.detach());
+    // Both paths reparameterise the same α^q values with the same draws: dγ/dα evaluated once.
+    if (detached_loss_path && torch::GradMode::is_enabled()) dgamma_dalpha_TE = gamma_sample_grad(alpha_q_TE, gamma_TE);
+  }
   auto contribution = [&](const torch::Tensor& alpha_TE) {
-    torch::Tensor theta_TE = is_training() ? dirichlet_reparam(alpha_TE, gamma_TE)
+    torch::Tensor theta_TE = is_training() ? dirichlet_reparam(alpha_TE, gamma_TE, dgamma_dalpha_TE)
                                            : alpha_TE / alpha_TE.sum(1, /*keepdim=*/true);
     // NOTE: mixing θ with the uniform keeps every θ_i away from 0, where the renormalisation over the
     // dispatched experts and its straight-through gradient (∝ θ_j/Σ_dispatched θ) overflow.

@@ -11,10 +11,22 @@ namespace dirmoe {
 /// at::_standard_gamma_grad. `draws`, when defined, are used as the sample instead of drawing
 /// (same shape as α; tests pass draws made elsewhere). Draws are at least the dtype's smallest
 /// normal number, never 0.
-torch::Tensor gamma_reparam(const torch::Tensor& alpha, const torch::Tensor& draws = {});
+/// `dsample_dalpha`, when defined, is gamma_sample_grad(α, draws) computed by the caller: a router
+/// that reparameterises the same α and draws twice (DirMoE's LM and loss paths) evaluates it once.
+torch::Tensor gamma_reparam(const torch::Tensor& alpha, const torch::Tensor& draws = {},
+                            const torch::Tensor& dsample_dalpha = {});
 
-/// θ ~ Dir(α) along the last dimension as normalised Gamma draws, θ = γ/Σγ, differentiable in α.
-torch::Tensor dirichlet_reparam(const torch::Tensor& alpha, const torch::Tensor& draws = {});
+/// dγ/dα at the samples γ of Gamma(α, 1) (at::_standard_gamma_grad), not differentiable. On CUDA in
+/// float64: CUDA's kernel accumulates in the input's type, and in float32 its series and asymptotic
+/// branches lose digits away from the mode (CUDA's DirMoE gradients then differed from the CPU's by
+/// up to 28% relative L2, tests/gpu/test_gpu_routers.cpp on an H200). The CPU kernel accumulates
+/// in double whatever the input type, so there float32 in and out gives the same bits as float64.
+torch::Tensor gamma_sample_grad(const torch::Tensor& alpha, const torch::Tensor& sample);
+
+/// θ ~ Dir(α) along the last dimension as normalised Gamma draws, θ = γ/Σγ, differentiable in α;
+/// `draws` and `dsample_dalpha` as in gamma_reparam.
+torch::Tensor dirichlet_reparam(const torch::Tensor& alpha, const torch::Tensor& draws = {},
+                                const torch::Tensor& dsample_dalpha = {});
 
 /// KL(Dir(α_q) ‖ Dir(α_p)) along the last dimension (closed form):
 ///   lnΓ(α_q0) − Σ lnΓ(α_q,i) − lnΓ(α_p0) + Σ lnΓ(α_p,i) + Σ (α_q,i − α_p,i)(ψ(α_q,i) − ψ(α_q0)).
