@@ -26,6 +26,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
@@ -383,36 +384,53 @@ json per_layer(const Config& base, const torch::Device& device, int repeats) {
 }
 
 /// One MoeLayer's forward+backward (T tokens of the scale, loss ⟨y, g⟩ + its auxiliary losses, as
-/// per_layer times it) under the autograd profiler: `repeats` passes after `warmup`, the trace to
-/// `trace_path`. The layer's router is `router`; "dense" profiles the SwiGLU of one expert.
-json profile_layer(const Config& base, const torch::Device& device, const std::string& router, int warmup,
+/// per_layer times it) under the autograd profiler, for each of `routers` ("dense": the SwiGLU of one
+/// expert): `repeats` rounds after `warmup`, the layers' passes alternating within a round (the order
+/// reversed every other round, as interleave does), so that a busy machine slows every side alike.
+/// Each pass is a span "bench::layer_pass ROUTER" in the trace written to `trace_path`;
+/// bench/profile_summary.py --pair A B splits the trace by those spans.
+json profile_layer(const Config& base, const torch::Device& device, const std::vector<std::string>& routers, int warmup,
                    int repeats, const std::string& trace_path) {
   const int64_t T = base.train.batch_size * base.model.seq_len;
   const int64_t D = base.model.d_model;
   const LayerPassInputs inputs(base, device);
   torch::manual_seed(1);
-  std::function<void()> pass;
-  MoeLayer layer{nullptr};
-  SwigluExperts dense{nullptr};
-  if (router == "dense") {
-    dense = SwigluExperts(1, D, base.model.d_ff, base.model.init_std);
-    dense->to(device);
-    pass = [&] { inputs.dense_pass(dense); };
-  } else {
-    const Config c = variant(base, router);
-    layer = MoeLayer(c, 0, make_router(c));
-    layer->to(device);
-    layer->train();
-    pass = [&] { inputs.moe_pass(layer); };
+  std::vector<MoeLayer> layers;
+  std::vector<SwigluExperts> denses;
+  std::vector<std::pair<std::string, std::function<void()>>> passes;
+  layers.reserve(routers.size());
+  denses.reserve(routers.size());
+  for (const std::string& router : routers) {
+    if (router == "dense") {
+      denses.emplace_back(1, D, base.model.d_ff, base.model.init_std);
+      denses.back()->to(device);
+      passes.emplace_back(router, [&inputs, &dense = denses.back()] { inputs.dense_pass(dense); });
+    } else {
+      const Config c = variant(base, router);
+      layers.emplace_back(c, 0, make_router(c));
+      layers.back()->to(device);
+      layers.back()->train();
+      passes.emplace_back(router, [&inputs, &layer = layers.back()] { inputs.moe_pass(layer); });
+    }
   }
-  for (int i = 0; i < warmup; ++i) pass();
+  for (int i = 0; i < warmup; ++i) {
+    for (auto& [name, pass] : passes) pass();
+  }
   sync(device);
   {
     torch::autograd::profiler::RecordProfile guard(trace_path);
-    for (int i = 0; i < repeats; ++i) pass();
-    sync(device);
+    for (int i = 0; i < repeats; ++i) {
+      if (i % 2) std::reverse(passes.begin(), passes.end());
+      for (auto& [name, pass] : passes) {
+        at::RecordFunction span(at::RecordScope::USER_SCOPE);
+        if (span.isActive()) span.before("bench::layer_pass " + name);
+        pass();
+        sync(device);
+      }
+      if (i % 2) std::reverse(passes.begin(), passes.end());
+    }
   }
-  return {{"layer", router}, {"tokens", T}, {"d_model", D}, {"d_ff", base.model.d_ff},
+  return {{"layers", routers}, {"tokens", T}, {"d_model", D}, {"d_ff", base.model.d_ff},
           {"n_experts", base.model.n_experts}, {"k", base.model.n_experts_active}, {"repeats", repeats}};
 }
 
@@ -465,6 +483,10 @@ int main(int argc, char** argv) {
   app.get_subcommand("step")->add_option("--set", overrides, "config override a.b=value for --config (repeatable)");
   std::string trace_path = "bench_trace.json";
   app.get_subcommand("profile")->add_option("--router", router, "a router type, or dense");
+  std::vector<std::string> versus;
+  app.get_subcommand("profile")->add_option("--versus", versus,
+                                            "with --layer: further layers (router types or dense) whose passes "
+                                            "alternate with --router's in the same trace");
   app.get_subcommand("profile")->add_option("--trace", trace_path, "chrome trace written here (bench/profile_summary.py reads it)");
   bool profile_one_layer = false;
   app.get_subcommand("profile")->add_flag("--layer", profile_one_layer,
@@ -481,9 +503,12 @@ int main(int argc, char** argv) {
     if (device.is_cuda()) torch::cuda::synchronize();
 
     if (*app.get_subcommand("profile") && profile_one_layer) {
-      result["profile"] = profile_layer(base, device, router, warmup, repeats, trace_path);
+      std::vector<std::string> profiled = {router};
+      profiled.insert(profiled.end(), versus.begin(), versus.end());
+      result["profile"] = profile_layer(base, device, profiled, warmup, repeats, trace_path);
       result["trace"] = trace_path;
     } else if (*app.get_subcommand("profile")) {
+      if (!versus.empty()) throw std::invalid_argument("profile: --versus compares layers; add --layer");
       StepRunner r(router, variant(base, router), device);
       interleave({&r}, warmup, 0);
       {

@@ -12,19 +12,31 @@ one line): what one router costs over another, e.g. one DirMoE layer over one to
     build/bin/bench_suite profile --layer --router dirmoe --repeats 5 --trace /tmp/dirmoe.json
     build/bin/bench_suite profile --layer --router topk --repeats 5 --trace /tmp/topk.json
     .venv/bin/python bench/profile_summary.py /tmp/dirmoe.json --minus /tmp/topk.json
+
+With --pair A B, one trace of `bench_suite profile --layer --router A --versus B`, whose passes of
+the two layers alternate in one process, is split by its "bench::layer_pass NAME" spans, and the
+median of the per-round ratios of pass wall times is printed beside the summed self times:
+
+    build/bin/bench_suite profile --layer --router dirmoe --versus topk --repeats 24 --trace /tmp/p.json
+    .venv/bin/python bench/profile_summary.py /tmp/p.json --pair dirmoe topk
+
+Several traces on either side (rounds of the same passes) are summed. An operator that runs inside
+one of the toolkit's named spans (SCOPE_PARTS, RECORD_FUNCTION in the library) is listed as
+"span > operator" and counted to the span's part, whatever the operator.
 """
 import argparse
 import collections
 import json
+import statistics
 
 
 # Operator name (substring, lower case) → the router part that calls it. First match wins; the order
 # puts the specific names before the generic ones. Forward and backward both count.
 ROUTER_PARTS = [
-    ("gamma", "Gamma draw and its implicit gradient"),
     ("lgamma", "Dirichlet KL (lgamma, digamma)"),
     ("digamma", "Dirichlet KL (lgamma, digamma)"),
     ("polygamma", "Dirichlet KL (lgamma, digamma)"),
+    ("gamma", "Gamma draw and its implicit gradient"),
     ("softplus", "alpha heads (softplus)"),
     ("silu", "alpha MLP hidden (SiLU)"),
     ("log_sigmoid", "log-weights and Bernoulli terms"),
@@ -49,7 +61,18 @@ ROUTER_PARTS = [
 ]
 
 
+# Named spans of the library (RECORD_FUNCTION) → the part their operators count to. The innermost
+# listed span wins.
+SCOPE_PARTS = {
+    "dirmoe::counter_gamma": "Gamma draws (counter-based Marsaglia-Tsang, forward)",
+    "dirmoe::counter_uniform": "noise draws",
+}
+
+
 def part_of(name):
+    scope = name.split(" > ")[0]
+    if scope in SCOPE_PARTS:
+        return SCOPE_PARTS[scope]
     low = name.lower()
     for key, part in ROUTER_PARTS:
         if key in low:
@@ -57,21 +80,35 @@ def part_of(name):
     return "element-wise and reductions (mul, add, sum, ...)"
 
 
-def self_times(path):
-    """({op: self µs}, {op: calls}, total µs of the top-level events) of one chrome trace."""
+PASS_SPAN = "bench::layer_pass "
+
+
+def load_events(path):
     with open(path) as f:
         data = json.load(f)
     events = data["traceEvents"] if isinstance(data, dict) else data
+    return [e for e in events if e.get("ph") == "X" and "dur" in e]
+
+
+def self_times(path, side=None):
+    """({op: self µs}, {op: calls}, total µs of the top-level events) of one chrome trace; with
+    `side`, only the events inside its "bench::layer_pass SIDE" spans."""
+    events = load_events(path)
+    if side is not None:
+        spans = [(e["tid"], e["ts"], e["ts"] + e["dur"]) for e in events if e["name"] == PASS_SPAN + side]
+        if not spans:
+            raise SystemExit(f"{path}: no '{PASS_SPAN}{side}' spans (was it written with --layer --versus?)")
+        inside = lambda e: any(t == e["tid"] and b <= e["ts"] and e["ts"] + e["dur"] <= f for t, b, f in spans)
+        events = [e for e in events if inside(e) and e["name"] != PASS_SPAN + side]
     by_thread = collections.defaultdict(list)
     for e in events:
-        if e.get("ph") == "X" and "dur" in e:
-            by_thread[e.get("tid")].append(e)
+        by_thread[e.get("tid")].append(e)
     self_us = collections.Counter()
     calls = collections.Counter()
     total = 0.0
     for evs in by_thread.values():
         evs.sort(key=lambda e: (e["ts"], -e["dur"]))
-        stack = []  # [end, name, child time, duration]
+        stack = []  # [end, key, child time, duration, enclosing span or None]
         for e in evs:
             while stack and stack[-1][0] <= e["ts"]:
                 item = stack.pop()
@@ -80,28 +117,63 @@ def self_times(path):
                 stack[-1][2] += e["dur"]
             else:
                 total += e["dur"]
-            stack.append([e["ts"] + e["dur"], e["name"], 0.0, e["dur"]])
-            calls[e["name"]] += 1
+            span = e["name"] if e["name"] in SCOPE_PARTS else (stack[-1][4] if stack else None)
+            key = e["name"] if span is None or span == e["name"] else f"{span} > {e['name']}"
+            stack.append([e["ts"] + e["dur"], key, 0.0, e["dur"], span])
+            calls[key] += 1
         while stack:
             item = stack.pop()
             self_us[item[1]] += item[3] - item[2]
     return self_us, calls, total
 
 
+def pass_ratio(path, a, b):
+    """(median, min, max) over rounds of the wall time of a's pass over b's, and the number of rounds."""
+    events = load_events(path)
+    durations = {side: [e["dur"] for e in sorted(events, key=lambda e: e["ts"]) if e["name"] == PASS_SPAN + side]
+                 for side in (a, b)}
+    ratios = [x / y for x, y in zip(durations[a], durations[b])]
+    if not ratios:
+        return None
+    return statistics.median(ratios), min(ratios), max(ratios), len(ratios)
+
+
+def summed_self_times(paths, side=None):
+    """self_times of several traces, added."""
+    self_us, calls, total = collections.Counter(), collections.Counter(), 0.0
+    for path in paths:
+        s, c, t = self_times(path, side)
+        self_us.update(s)
+        calls.update(c)
+        total += t
+    return self_us, calls, total
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("trace")
+    p.add_argument("trace", nargs="+", help="one or more traces (summed)")
     p.add_argument("--top", type=int, default=30)
-    p.add_argument("--minus", help="a second trace: print the per-operator and per-part difference")
+    p.add_argument("--minus", nargs="+",
+                   help="traces of the other side (summed): print the per-operator and per-part difference")
+    p.add_argument("--pair", nargs=2, metavar=("A", "B"),
+                   help="split one --layer --versus trace into A's passes minus B's")
     a = p.parse_args()
-    self_us, calls, total = self_times(a.trace)
-    if not a.minus:
+    if a.pair and a.minus:
+        raise SystemExit("--pair and --minus: give one of them")
+    self_us, calls, total = summed_self_times(a.trace, a.pair[0] if a.pair else None)
+    if a.pair:
+        for path in a.trace:
+            r = pass_ratio(path, *a.pair)
+            if r:
+                print(f"{path}: {a.pair[0]} pass / {a.pair[1]} pass, median of {r[3]} rounds {r[0]:.3f}x "
+                      f"(range {r[1]:.3f}-{r[2]:.3f})")
+    if not a.minus and not a.pair:
         print(f"{'op':<48} {'self ms':>10} {'share':>7} {'calls':>7}")
         for name, us in self_us.most_common(a.top):
             print(f"{name[:48]:<48} {us / 1e3:>10.1f} {100 * us / total:>6.1f}% {calls[name]:>7}")
         print(f"{'total (top-level ops)':<48} {total / 1e3:>10.1f}")
         return
-    base_us, base_calls, base_total = self_times(a.minus)
+    base_us, base_calls, base_total = summed_self_times(a.trace, a.pair[1]) if a.pair else summed_self_times(a.minus)
     names = set(self_us) | set(base_us)
     diff = {n: self_us.get(n, 0.0) - base_us.get(n, 0.0) for n in names}
     print(f"total: {total / 1e3:.1f} ms against {base_total / 1e3:.1f} ms ({total / base_total:.3f}x)")
