@@ -128,14 +128,14 @@ def self_times(path, side=None):
 
 
 def pass_ratio(path, a, b):
-    """(median, min, max) over rounds of the wall time of a's pass over b's, and the number of rounds."""
+    """(median, min, max, number, list) of the per-round ratios of a's pass wall time over b's."""
     events = load_events(path)
     durations = {side: [e["dur"] for e in sorted(events, key=lambda e: e["ts"]) if e["name"] == PASS_SPAN + side]
                  for side in (a, b)}
     ratios = [x / y for x, y in zip(durations[a], durations[b])]
     if not ratios:
         return None
-    return statistics.median(ratios), min(ratios), max(ratios), len(ratios)
+    return statistics.median(ratios), min(ratios), max(ratios), len(ratios), ratios
 
 
 def summed_self_times(paths, side=None):
@@ -162,11 +162,15 @@ def main():
         raise SystemExit("--pair and --minus: give one of them")
     self_us, calls, total = summed_self_times(a.trace, a.pair[0] if a.pair else None)
     if a.pair:
+        pooled = []
         for path in a.trace:
             r = pass_ratio(path, *a.pair)
             if r:
+                pooled += r[4]
                 print(f"{path}: {a.pair[0]} pass / {a.pair[1]} pass, median of {r[3]} rounds {r[0]:.3f}x "
                       f"(range {r[1]:.3f}-{r[2]:.3f})")
+        if len(a.trace) > 1 and pooled:
+            print(f"all traces: median of {len(pooled)} rounds {statistics.median(pooled):.3f}x")
     if not a.minus and not a.pair:
         print(f"{'op':<48} {'self ms':>10} {'share':>7} {'calls':>7}")
         for name, us in self_us.most_common(a.top):

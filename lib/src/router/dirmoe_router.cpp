@@ -122,14 +122,19 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   const bool detached_loss_path = cfg_.aux_detach_input && x.requires_grad();
   const std::vector<torch::Tensor> products_TO =
       shared_input_linear(x, {gate->weight, alpha_hidden->weight}, detached_loss_path);
+  // α_lo and α_hi read the same hidden layer: one [T, H]·[H, 2E] GEMM for both (their weights
+  // concatenated once per forward, 2E × H floats), split after.
+  const torch::Tensor alpha_heads_weight = torch::cat({alpha_lo->weight, alpha_hi->weight}, 0);
+  const torch::Tensor alpha_heads_bias = torch::cat({alpha_lo->bias, alpha_hi->bias}, 0);
   auto heads = [&](const torch::Tensor& product_TO) {
     Heads h;
     const torch::Tensor linear_TE = wide(product_TO.narrow(1, 0, e));
     const torch::Tensor centered_TE = cfg_.center_logits ? linear_TE - linear_TE.mean(1, /*keepdim=*/true) : linear_TE;
     h.logits_TE = centered_TE + gate->bias.to(linear_TE.scalar_type());
     const torch::Tensor hidden_TH = torch::silu(product_TO.narrow(1, e, product_TO.size(1) - e) + alpha_hidden->bias);
-    h.alpha_lo_TE = torch::softplus(wide(alpha_lo->forward(hidden_TH))) + (schedule_.a_lo + eps);
-    h.alpha_hi_TE = h.alpha_lo_TE + torch::softplus(wide(alpha_hi->forward(hidden_TH))) + eps;
+    const torch::Tensor raw_T2E = torch::softplus(wide(torch::addmm(alpha_heads_bias, hidden_TH, alpha_heads_weight.t())));
+    h.alpha_lo_TE = raw_T2E.narrow(1, 0, e) + (schedule_.a_lo + eps);
+    h.alpha_hi_TE = h.alpha_lo_TE + raw_T2E.narrow(1, e, e) + eps;
     return h;
   };
   const Heads lm = heads(products_TO[0]);
