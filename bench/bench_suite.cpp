@@ -220,8 +220,10 @@ struct StepRunner {
   }
 };
 
-/// Interleaves the steps of `runners` (after `warmup` untimed steps each) for `repeats` rounds.
-void interleave(std::vector<StepRunner*> runners, int warmup, int repeats) {
+/// Interleaves the steps of `runners` (after `warmup` untimed steps each) for `repeats` rounds;
+/// `after_round`, when given, runs after each timed round.
+void interleave(std::vector<StepRunner*> runners, int warmup, int repeats,
+                const std::function<void()>& after_round = {}) {
   for (int i = 0; i < warmup; ++i) {
     for (auto* r : runners) r->run(false);
   }
@@ -230,7 +232,40 @@ void interleave(std::vector<StepRunner*> runners, int warmup, int repeats) {
     if (i % 2) std::reverse(runners.begin(), runners.end());
     for (auto* r : runners) r->run(true);
     if (i % 2) std::reverse(runners.begin(), runners.end());
+    if (after_round) after_round();
   }
+}
+
+/// The square-matmul FLOP/s of one short sample (best of 3 products of n = 1024 in fp32 on the
+/// CPU, 4096 in bf16 on CUDA), taken after each round of interleaved steps: the GEMM rate under the
+/// load the round's steps saw. MFU against it pairs numerator and denominator in time.
+double gemm_rate_sample(const torch::Device& device) {
+  const auto dtype = device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
+  const int64_t n = device.is_cuda() ? 4096 : 1024;
+  const auto opts = torch::TensorOptions().dtype(dtype).device(device);
+  torch::manual_seed(0);
+  const torch::Tensor a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+  torch::Tensor c = torch::matmul(a, b);
+  double best = 0;
+  for (int r = 0; r < 3; ++r) {
+    sync(device);
+    const auto t0 = Clock::now();
+    c = torch::matmul(a, b);
+    sync(device);
+    best = std::max(best, 2.0 * n * n * n / std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return best;
+}
+
+/// Median over rounds of runner's achieved FLOP/s in round i over the GEMM rate sampled after round i
+/// (rates[i]); runner.seconds[first + i] is its step of round i.
+double mfu_in_round(const StepRunner& runner, size_t first, const std::vector<double>& rates) {
+  std::vector<double> fractions;
+  const double flops_per_step = runner.flops_per_token() * static_cast<double>(runner.tokens_per_step());
+  for (size_t i = 0; i < rates.size() && first + i < runner.seconds.size(); ++i) {
+    fractions.push_back(flops_per_step / runner.seconds[first + i] / rates[i]);
+  }
+  return fractions.empty() ? 0.0 : median(fractions);
 }
 
 /// Best fp32 (CPU) or bf16 (CUDA) square-matmul FLOP/s LibTorch reaches here, over a few sizes.
@@ -557,13 +592,18 @@ int main(int argc, char** argv) {
       StepRunner topk("topk", variant(base, "topk"), device);
       json pairs = json::array();
       const std::vector<std::string>& others = routers;
+      std::vector<double> all_rates;  // the GEMM rate after each round, over every pair (topk's rounds)
       for (const auto& name : others) {
         std::cerr << "bench_suite: train step topk vs " << name << "\n";
         const size_t before = topk.seconds.size();
         StepRunner other(name, variant(base, name), device);
-        interleave({&topk, &other}, warmup, repeats);
+        std::vector<double> rates;
+        interleave({&topk, &other}, warmup, repeats, [&] { rates.push_back(gemm_rate_sample(device)); });
+        all_rates.insert(all_rates.end(), rates.begin(), rates.end());
         const std::vector<double> topk_here(topk.seconds.begin() + static_cast<int64_t>(before), topk.seconds.end());
         json o = other.describe();
+        o["gemm_rate_after_each_round"] = rates;
+        o["mfu_in_round_median"] = mfu_in_round(other, 0, rates);
         o["topk_step_seconds"] = median(topk_here);
         o["over_topk"] = other.step_seconds() / median(topk_here);
         // Routers whose E[k] is not yet k (ReMoE's λ and DirMoE's gates adapt during training)
@@ -575,6 +615,7 @@ int main(int argc, char** argv) {
         pairs.push_back(o);
       }
       result["topk"] = topk.describe();
+      result["topk"]["mfu_in_round_median"] = mfu_in_round(topk, 0, all_rates);
       result["pairs"] = pairs;
     }
     const std::string text = result.dump();
