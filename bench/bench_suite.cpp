@@ -236,23 +236,24 @@ void interleave(std::vector<StepRunner*> runners, int warmup, int repeats,
   }
 }
 
-/// The square-matmul FLOP/s of one short sample (best of 3 products of n = 1024 in fp32 on the
-/// CPU, 4096 in bf16 on CUDA), taken after each round of interleaved steps: the GEMM rate under the
-/// load the round's steps saw. MFU against it pairs numerator and denominator in time.
+/// The square-matmul FLOP/s of one short sample (best of 3 timings of 1 product of n = 1024 in fp32
+/// on the CPU, of 20 back-to-back products of n = 4096 in bf16 on CUDA, where one alone is too short
+/// to time with the host clock), taken after each round of interleaved steps: the GEMM rate under
+/// the load the round's steps saw. MFU against it pairs numerator and denominator in time.
 double gemm_rate_sample(const torch::Device& device) {
   const auto dtype = device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
   const int64_t n = device.is_cuda() ? 4096 : 1024;
+  const int products = device.is_cuda() ? 20 : 1;
   const auto opts = torch::TensorOptions().dtype(dtype).device(device);
-  torch::manual_seed(0);
   const torch::Tensor a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
   torch::Tensor c = torch::matmul(a, b);
   double best = 0;
   for (int r = 0; r < 3; ++r) {
     sync(device);
     const auto t0 = Clock::now();
-    c = torch::matmul(a, b);
+    for (int i = 0; i < products; ++i) c = torch::matmul(a, b);
     sync(device);
-    best = std::max(best, 2.0 * n * n * n / std::chrono::duration<double>(Clock::now() - t0).count());
+    best = std::max(best, 2.0 * n * n * n * products / std::chrono::duration<double>(Clock::now() - t0).count());
   }
   return best;
 }
@@ -429,13 +430,18 @@ json profile_layer(const Config& base, const torch::Device& device, const std::v
   const int64_t T = base.train.batch_size * base.model.seq_len;
   const int64_t D = base.model.d_model;
   const LayerPassInputs inputs(base, device);
-  torch::manual_seed(1);
+  for (size_t i = 0; i < routers.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (routers[i] == routers[j]) throw std::invalid_argument("profile: layer '" + routers[i] + "' named twice");
+    }
+  }
   std::vector<MoeLayer> layers;
   std::vector<SwigluExperts> denses;
   std::vector<std::pair<std::string, std::function<void()>>> passes;
   layers.reserve(routers.size());
   denses.reserve(routers.size());
   for (const std::string& router : routers) {
+    torch::manual_seed(1);  // each layer's weights as when it is profiled alone
     if (router == "dense") {
       denses.emplace_back(1, D, base.model.d_ff, base.model.init_std);
       denses.back()->to(device);

@@ -92,6 +92,7 @@ TEST_CASE("router noise: the element-wise CPU Gamma path equals the tensor-opera
     // values differ in their last bits across a rounding boundary
     CHECK(dirmoe::testing::max_abs_diff((e32.to(torch::kFloat64) / o32.to(torch::kFloat64)), torch::ones({4096, 8}, torch::kFloat64)) < 2.5e-7);
   }
+  // counter_gamma takes the element-wise path for CPU tensors
   CHECK(torch::equal(dirmoe::counter_gamma({5, 1, 2, 3}, RouterNoiseStream::gamma, alpha_TC),
                      dirmoe::counter_gamma_elementwise({5, 1, 2, 3}, RouterNoiseStream::gamma, alpha_TC)));
 }

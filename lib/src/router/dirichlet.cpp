@@ -43,7 +43,9 @@ torch::Tensor gamma_sample_grad(const torch::Tensor& alpha, const torch::Tensor&
   if (alpha.device().is_cpu() && (alpha.scalar_type() == torch::kFloat32 || alpha.scalar_type() == torch::kFloat64)) {
     return at::_standard_gamma_grad(alpha.detach(), sample.detach().to(alpha.scalar_type()));
   }
-  return at::_standard_gamma_grad(alpha.detach().to(torch::kFloat64), sample.detach().to(torch::kFloat64))
+  // the sample rounded to α's dtype first, as the forward returns it
+  return at::_standard_gamma_grad(alpha.detach().to(torch::kFloat64),
+                                  sample.detach().to(alpha.scalar_type()).to(torch::kFloat64))
       .to(alpha.scalar_type());
 }
 
