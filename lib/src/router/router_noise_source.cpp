@@ -9,7 +9,11 @@
 #include <ATen/record_function.h>
 #include <torch/torch.h>
 
-#include "dirmoe/core/philox.h"
+#include "dirmoe/router/counter_noise_element.h"
+
+#if defined(DIRMOE_CUDA_NOISE_KERNELS)
+#include "router_noise_cuda.h"
+#endif
 
 namespace dirmoe {
 namespace {
@@ -20,23 +24,21 @@ constexpr int64_t kMaxLayers = int64_t{1} << 16;
 constexpr int64_t kMaxTokens = int64_t{1} << 48;
 constexpr int64_t kMaxDraws = int64_t{1} << 32;
 
-/// The four 32-bit words of block b of element (token g, column c): words 4b..4b+3 of that element.
-PhiloxCounter philox_block(const PhiloxKey& k, const RouterNoiseKey& key, uint32_t stream, uint64_t g, int64_t c,
-                           int64_t b) {
-  const PhiloxCounter counter = {static_cast<uint32_t>(g),
-                                 static_cast<uint32_t>(c) | static_cast<uint32_t>(b) << 20 | stream << 28,
-                                 static_cast<uint32_t>(key.draw),
-                                 static_cast<uint32_t>(key.layer) | static_cast<uint32_t>((g >> 32) & 0xffff) << 16};
-  return philox4x32_10(counter, k);
-}
-
-PhiloxKey philox_key(const RouterNoiseKey& key) {
-  return {static_cast<uint32_t>(key.seed), static_cast<uint32_t>(key.seed >> 32)};
+/// The key fields every element's counter reads (counter_noise_element.h).
+CounterNoiseWords noise_words(const RouterNoiseKey& key, RouterNoiseStream stream) {
+  CounterNoiseWords w;
+  w.key0 = static_cast<uint32_t>(key.seed);
+  w.key1 = static_cast<uint32_t>(key.seed >> 32);
+  w.draw = static_cast<uint32_t>(key.draw);
+  w.layer = static_cast<uint32_t>(key.layer);
+  w.stream = static_cast<uint32_t>(stream);
+  return w;
 }
 
 template <typename T>
-void fill_uniform(T* out, const RouterNoiseKey& key, uint32_t stream, int64_t rows, int64_t cols, int64_t words) {
-  const PhiloxKey k = philox_key(key);
+void fill_uniform(T* out, const RouterNoiseKey& key, RouterNoiseStream stream, int64_t rows, int64_t cols,
+                  int64_t words) {
+  const CounterNoiseWords k = noise_words(key, stream);
   const int64_t blocks = (words + 3) / 4;
   at::parallel_for(0, rows, /*grain_size=*/std::max<int64_t>(1, 4096 / std::max<int64_t>(1, cols * blocks)),
                    [&](int64_t begin, int64_t end) {
@@ -45,9 +47,10 @@ void fill_uniform(T* out, const RouterNoiseKey& key, uint32_t stream, int64_t ro
                        T* row = out + t * cols * words;
                        for (int64_t c = 0; c < cols; ++c) {
                          for (int64_t b = 0; b < blocks; ++b) {
-                           const PhiloxCounter w = philox_block(k, key, stream, g, c, b);
+                           uint32_t w[4];
+                           counter_noise_block(k, g, static_cast<uint32_t>(c), static_cast<uint32_t>(b), w);
                            for (int64_t lane = 0; lane < 4 && 4 * b + lane < words; ++lane) {
-                             row[c * words + 4 * b + lane] = static_cast<T>(philox_uniform(w[static_cast<size_t>(lane)]));
+                             row[c * words + 4 * b + lane] = static_cast<T>(philox_word_uniform(w[lane]));
                            }
                          }
                        }
@@ -69,16 +72,25 @@ torch::Tensor counter_uniform(const RouterNoiseKey& key, RouterNoiseStream strea
               key.token_offset, " + ", rows, " out of [0, 2^48)");
   const auto dtype = options.dtype().toScalarType();
   // float32 and float64 are filled directly (the values are exact in both); other dtypes via float32.
-  const auto host_dtype = dtype == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
-  const bool to_cuda = options.device().is_cuda();
-  torch::Tensor host = torch::empty(words == 1 ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{rows, cols, words},
-                                    torch::TensorOptions().dtype(host_dtype).pinned_memory(to_cuda));
-  if (host_dtype == torch::kFloat64) {
-    fill_uniform(host.data_ptr<double>(), key, static_cast<uint32_t>(stream), rows, cols, words);
-  } else {
-    fill_uniform(host.data_ptr<float>(), key, static_cast<uint32_t>(stream), rows, cols, words);
+  const auto fill_dtype = dtype == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  const std::vector<int64_t> shape = words == 1 ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{rows, cols, words};
+#if defined(DIRMOE_CUDA_NOISE_KERNELS)
+  if (options.device().is_cuda()) {
+    torch::Tensor out = torch::empty(shape, options.dtype(fill_dtype));
+    cuda_noise::launch_counter_uniform(noise_words(key, stream), static_cast<uint64_t>(key.token_offset), rows, cols,
+                                       words, fill_dtype == torch::kFloat64, out.data_ptr(), out.get_device());
+    return out.to(dtype);
   }
-  return host.to(options.device(), dtype, /*non_blocking=*/to_cuda);
+#endif
+  // On the host; another device's result is copied from pinned memory without waiting for it.
+  const bool to_device = !options.device().is_cpu();
+  torch::Tensor host = torch::empty(shape, torch::TensorOptions().dtype(fill_dtype).pinned_memory(to_device));
+  if (fill_dtype == torch::kFloat64) {
+    fill_uniform(host.data_ptr<double>(), key, stream, rows, cols, words);
+  } else {
+    fill_uniform(host.data_ptr<float>(), key, stream, rows, cols, words);
+  }
+  return host.to(options.device(), dtype, /*non_blocking=*/to_device);
 }
 
 namespace {
@@ -89,45 +101,32 @@ double smallest_normal(torch::ScalarType dtype) {
   return static_cast<double>(std::numeric_limits<float>::min());  // float32; bf16 and half: float32's
 }
 
-/// One element's Marsaglia–Tsang draw from its 2K+1 words (counter_gamma's layout), the candidates
-/// tried in order and the words of a block generated only when a candidate needs them: the first
-/// candidate is accepted ≥ 95% of the time, so most elements need blocks 0, 1, 2 (and 4 when
-/// α < 1) of the five. The same double arithmetic, in the same order, as the tensor path.
-double gamma_element(const PhiloxKey& k, const RouterNoiseKey& key, uint32_t stream, uint64_t g, int64_t c,
-                     double alpha) {
-  constexpr int64_t K = kGammaCandidates;
-  static_assert(K == 8, "the word layout below assumes 8 candidates: 5 blocks of 4 words");
-  std::array<PhiloxCounter, 5> block{};
-  std::array<bool, 5> have{};
-  auto word = [&](int64_t w) {
-    const int64_t b = w / 4;
-    if (!have[static_cast<size_t>(b)]) {
-      block[static_cast<size_t>(b)] = philox_block(k, key, stream, g, c, b);
-      have[static_cast<size_t>(b)] = true;
-    }
-    return philox_uniform(block[static_cast<size_t>(b)][static_cast<size_t>(w % 4)]);
-  };
-  const bool boosted = alpha < 1.0;
-  const double a = boosted ? alpha + 1.0 : alpha;
-  const double d = a - 1.0 / 3.0;
-  const double cc = 1.0 / std::sqrt(9.0 * d);
-  double draw = d;
-  for (int64_t j = 0; j < K; ++j) {
-    const int64_t pair = j % (K / 2);
-    const double radius = std::sqrt(-2.0 * std::log(word(pair)));
-    const double angle = (2.0 * M_PI) * word(K / 2 + pair);
-    const double x = j < K / 2 ? radius * std::cos(angle) : radius * std::sin(angle);
-    const double base = 1.0 + cc * x;
-    const double v = base * base * base;
-    const double log_v = std::log(std::max(v, std::numeric_limits<double>::min()));
-    if (v > 0 && std::log(word(K + j)) < 0.5 * (x * x) + d - d * v + d * log_v) {
-      draw = d * v;
-      break;
-    }
-  }
-  if (boosted) draw *= std::exp(std::log(word(2 * K)) / alpha);
-  return draw;
+/// The key and shape checks of the per-element Gamma paths (the tensor-op path's go through
+/// counter_uniform).
+void check_gamma_key(const RouterNoiseKey& key, const torch::Tensor& alpha_TC) {
+  TORCH_CHECK(alpha_TC.size(1) <= kMaxColumns, "counter_gamma: at most 2^20 columns, got ", alpha_TC.size(1));
+  TORCH_CHECK(key.layer >= 0 && key.layer < kMaxLayers, "counter_gamma: layer ", key.layer, " out of [0, 2^16)");
+  TORCH_CHECK(key.draw >= 0 && key.draw < kMaxDraws, "counter_gamma: draw ", key.draw, " out of [0, 2^32)");
+  TORCH_CHECK(key.token_offset >= 0 && key.token_offset + alpha_TC.size(0) <= kMaxTokens, "counter_gamma: token indices ",
+              key.token_offset, " + ", alpha_TC.size(0), " out of [0, 2^48)");
 }
+
+#if defined(DIRMOE_CUDA_NOISE_KERNELS)
+/// counter_gamma on CUDA: one thread per element (router_noise_cuda.cu), the CPU's arithmetic.
+/// float32 and float64 α directly; other dtypes through float32.
+torch::Tensor counter_gamma_cuda(const RouterNoiseKey& key, RouterNoiseStream stream, const torch::Tensor& alpha_TC) {
+  check_gamma_key(key, alpha_TC);
+  RECORD_FUNCTION("dirmoe::counter_gamma", std::vector<c10::IValue>());  // a named span in profiler traces
+  torch::NoGradGuard no_grad;
+  const auto dtype = alpha_TC.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  const torch::Tensor alpha = alpha_TC.detach().to(dtype).contiguous();
+  torch::Tensor sample_TC = torch::empty_like(alpha);
+  cuda_noise::launch_counter_gamma(noise_words(key, stream), static_cast<uint64_t>(key.token_offset), alpha.size(0),
+                                   alpha.size(1), dtype == torch::kFloat64, alpha.data_ptr(), sample_TC.data_ptr(),
+                                   smallest_normal(alpha_TC.scalar_type()), alpha.get_device());
+  return sample_TC.to(alpha_TC.scalar_type());
+}
+#endif
 
 }  // namespace
 
@@ -136,11 +135,7 @@ torch::Tensor counter_gamma_elementwise(const RouterNoiseKey& key, RouterNoiseSt
   TORCH_CHECK(alpha_TC.dim() == 2 && alpha_TC.device().is_cpu(),
               "counter_gamma_elementwise: alpha must be a (T, C) CPU tensor, got ", alpha_TC.sizes(), " on ",
               alpha_TC.device());
-  TORCH_CHECK(alpha_TC.size(1) <= kMaxColumns, "counter_gamma: at most 2^20 columns, got ", alpha_TC.size(1));
-  TORCH_CHECK(key.layer >= 0 && key.layer < kMaxLayers, "counter_gamma: layer ", key.layer, " out of [0, 2^16)");
-  TORCH_CHECK(key.draw >= 0 && key.draw < kMaxDraws, "counter_gamma: draw ", key.draw, " out of [0, 2^32)");
-  TORCH_CHECK(key.token_offset >= 0 && key.token_offset + alpha_TC.size(0) <= kMaxTokens, "counter_gamma: token indices ",
-              key.token_offset, " + ", alpha_TC.size(0), " out of [0, 2^48)");
+  check_gamma_key(key, alpha_TC);
   RECORD_FUNCTION("dirmoe::counter_gamma", std::vector<c10::IValue>());  // a named span in profiler traces
   torch::NoGradGuard no_grad;
   const int64_t T = alpha_TC.size(0), C = alpha_TC.size(1);
@@ -148,13 +143,13 @@ torch::Tensor counter_gamma_elementwise(const RouterNoiseKey& key, RouterNoiseSt
   torch::Tensor sample_TC = torch::empty({T, C}, alpha.options());
   const double* a = alpha.data_ptr<double>();
   double* out = sample_TC.data_ptr<double>();
-  const PhiloxKey k = philox_key(key);
+  const CounterNoiseWords k = noise_words(key, stream);
   const double tiny = smallest_normal(alpha_TC.scalar_type());
   at::parallel_for(0, T, /*grain_size=*/std::max<int64_t>(1, 1024 / std::max<int64_t>(1, C)), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const uint64_t g = static_cast<uint64_t>(key.token_offset + t);
       for (int64_t c = 0; c < C; ++c) {
-        out[t * C + c] = std::max(gamma_element(k, key, static_cast<uint32_t>(stream), g, c, a[t * C + c]), tiny);
+        out[t * C + c] = std::max(counter_gamma_element(k, g, static_cast<uint32_t>(c), a[t * C + c]), tiny);
       }
     }
   });
@@ -166,6 +161,9 @@ torch::Tensor counter_gamma_elementwise(const RouterNoiseKey& key, RouterNoiseSt
 torch::Tensor counter_gamma(const RouterNoiseKey& key, RouterNoiseStream stream, const torch::Tensor& alpha_TC) {
   TORCH_CHECK(alpha_TC.dim() == 2, "counter_gamma: alpha must be (T, C), got ", alpha_TC.sizes());
   if (alpha_TC.device().is_cpu()) return counter_gamma_elementwise(key, stream, alpha_TC);
+#if defined(DIRMOE_CUDA_NOISE_KERNELS)
+  if (alpha_TC.device().is_cuda()) return counter_gamma_cuda(key, stream, alpha_TC);
+#endif
   return counter_gamma_tensor_ops(key, stream, alpha_TC);
 }
 

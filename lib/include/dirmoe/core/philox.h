@@ -9,7 +9,7 @@
 #include <array>
 #include <cstdint>
 
-#include <torch/types.h>
+#include "dirmoe/core/philox_rounds.h"
 
 namespace dirmoe {
 
@@ -22,6 +22,6 @@ PhiloxCounter philox4x32_10(PhiloxCounter counter, PhiloxKey key);
 /// Uniform in (0, 1) from one output word: ((w >> 9) + 0.5)·2⁻²³, an odd multiple of 2⁻²⁴. Every
 /// value has at most 24 significant bits, so it is exact in float32 and float64 and the draw does not
 /// depend on the dtype asked for; it is never 0 or 1 (from 2⁻²⁴ to 1 − 2⁻²⁴).
-inline double philox_uniform(uint32_t word) { return (static_cast<double>(word >> 9) + 0.5) * (1.0 / 8388608.0); }
+inline double philox_uniform(uint32_t word) { return philox_word_uniform(word); }
 
 }  // namespace dirmoe

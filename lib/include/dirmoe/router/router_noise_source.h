@@ -16,6 +16,8 @@
 
 #include <torch/types.h>
 
+#include "dirmoe/router/counter_noise_element.h"
+
 namespace dirmoe {
 
 /// One stream per kind of draw, so that two draws of one forward never share numbers.
@@ -38,13 +40,15 @@ struct RouterNoiseKey {
 
 /// Uniform draws in (0, 1) of shape (rows, cols, words) (words = 1: (rows, cols)): element
 /// (t, c, w) belongs to global token token_offset + t. Values are odd multiples of 2⁻²⁴, the same in
-/// every floating dtype of at least 24 significant bits (core/philox.h). Generated on the host; a CUDA result is copied from pinned
-/// memory without waiting for the device.
+/// every floating dtype of at least 24 significant bits (core/philox.h). Generated where the result
+/// lives: on the host for the CPU, by a CUDA kernel for a CUDA device where the build has the CUDA
+/// noise kernels (router_noise_cuda.cu), else on the host and copied from pinned memory without
+/// waiting for the device.
 torch::Tensor counter_uniform(const RouterNoiseKey& key, RouterNoiseStream stream, int64_t rows, int64_t cols,
                               int64_t words, const torch::TensorOptions& options);
 
 /// Candidate pairs of counter_gamma: the first accepted one is the draw.
-constexpr int64_t kGammaCandidates = 8;
+constexpr int64_t kGammaCandidates = kGammaCandidateCount;  // counter_noise_element.h
 
 /// Gamma(α, 1) draws for alpha_TC (T, C), elementwise, from counter_uniform words: Marsaglia & Tsang
 /// (2000) with a = α (α ≥ 1) or a = α + 1 (α < 1): d = a − 1/3, c = 1/√(9d); for candidates
@@ -55,18 +59,21 @@ constexpr int64_t kGammaCandidates = 8;
 /// returned in alpha's dtype, at least its smallest normal number (as at::_standard_gamma). Not
 /// differentiable: gamma_reparam (dirichlet.h) carries the implicit gradient of the sample.
 ///
-/// Two implementations of the same arithmetic, chosen by alpha's device: on the CPU one pass over
-/// the elements that generates a block of words only when a candidate reads it and stops at the
-/// first accepted candidate (counter_gamma_elementwise; bench/README.md has the saving); elsewhere
-/// tensor operations over all 2K+1 words (counter_gamma_tensor_ops). Both agree with the Python
-/// reference (tests/reference/router_noise_reference.py) to 1e-12 relative.
+/// Implementations of the same arithmetic, chosen by alpha's device: on the CPU one pass over the
+/// elements that generates a block of words only when a candidate reads it and stops at the first
+/// accepted candidate (counter_gamma_elementwise; bench/README.md has the saving); on CUDA the same
+/// per-element function (counter_noise_element.h), one thread per element, where the build has the
+/// CUDA noise kernels; elsewhere tensor operations over all 2K+1 words (counter_gamma_tensor_ops).
+/// The CPU paths agree with the Python reference (tests/reference/router_noise_reference.py) to
+/// 1e-12 relative; the CUDA ones with the CPU's (tests/gpu/).
 torch::Tensor counter_gamma(const RouterNoiseKey& key, RouterNoiseStream stream, const torch::Tensor& alpha_TC);
 
 /// counter_gamma on the CPU, element by element (alpha on the CPU).
 torch::Tensor counter_gamma_elementwise(const RouterNoiseKey& key, RouterNoiseStream stream,
                                         const torch::Tensor& alpha_TC);
 
-/// counter_gamma as tensor operations on alpha's device (any device; CUDA's path).
+/// counter_gamma as tensor operations on alpha's device (any device; CUDA's path in a build without
+/// the CUDA noise kernels).
 torch::Tensor counter_gamma_tensor_ops(const RouterNoiseKey& key, RouterNoiseStream stream,
                                        const torch::Tensor& alpha_TC);
 
