@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "dirmoe/router/dirichlet.h"
+#include "dirmoe/router/reconstruction_loss.h"
 #include "dirmoe/router/router_registry.h"
 #include "dirmoe/router/shared_input_linear.h"
 
@@ -229,9 +230,9 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   }
 
   // losses: per token, mean over tokens, scaled by their coefficients
-  const torch::Tensor recon_TD = decoder->forward(aux_r_TE);
+  // ‖x − (W r + b)‖² per token, mean over tokens, without the [T, D] decoder output (reconstruction_loss.h)
   out.aux_losses["dirmoe_recon"] =
-      (x.detach() - wide(recon_TD)).square().sum(1).mean() * (0.5 / recon_variance_);
+      reconstruction_mse(x.detach(), aux_r_TE, decoder->weight, decoder->bias) * (0.5 / recon_variance_);
   const torch::Tensor alpha_p_TE =
       schedule_.lambda_p * (aux_z_soft_TE * cfg_.a_hi + (1.0 - aux_z_soft_TE) * schedule_.a_lo);
   out.aux_losses["dirmoe_kl_dir"] = cfg_.beta_theta * dirichlet_kl(aux_alpha_q_TE, alpha_p_TE).mean();

@@ -1,0 +1,30 @@
+#include "dirmoe/router/reconstruction_loss.h"
+
+#include <ATen/record_function.h>
+#include <torch/torch.h>
+
+namespace dirmoe {
+
+torch::Tensor reconstruction_mse(const torch::Tensor& x_TD, const torch::Tensor& r_TE, const torch::Tensor& weight_DE,
+                                 const torch::Tensor& bias_D) {
+  TORCH_CHECK(x_TD.dim() == 2 && r_TE.dim() == 2 && x_TD.size(0) == r_TE.size(0), "reconstruction_mse: x ",
+              x_TD.sizes(), " and r ", r_TE.sizes(), " must be (T, D) and (T, E)");
+  TORCH_CHECK(weight_DE.dim() == 2 && weight_DE.size(0) == x_TD.size(1) && weight_DE.size(1) == r_TE.size(1),
+              "reconstruction_mse: decoder weight ", weight_DE.sizes(), " must be (D, E)");
+  TORCH_CHECK(!x_TD.requires_grad(), "reconstruction_mse: x must be detached (the term does not train the input)");
+  RECORD_FUNCTION("dirmoe::reconstruction_mse", std::vector<c10::IValue>());
+  const int64_t e = r_TE.size(1);
+  // x_t·[W | b]: Wᵀx_t (T, E) and bᵀx_t (T)
+  const torch::Tensor x_proj_TE1 = torch::mm(x_TD, torch::cat({weight_DE, bias_D.unsqueeze(1)}, 1));
+  const torch::Tensor xw_TE = x_proj_TE1.narrow(1, 0, e);
+  const torch::Tensor xb_T = x_proj_TE1.select(1, e);
+  const torch::Tensor gram_EE = torch::mm(weight_DE.t(), weight_DE);     // WᵀW
+  const torch::Tensor wb_E1 = torch::mm(weight_DE.t(), bias_D.unsqueeze(1));  // Wᵀb
+  const torch::Tensor x_sq_T = at::linalg_vector_norm(x_TD, 2, {1}).square();  // one read of x, no [T, D] temporary
+  // r_tᵀ(WᵀW)r_t − 2·r_tᵀ(Wᵀx_t − Wᵀb) per token, then the terms without r
+  const torch::Tensor quadratic_T = (torch::mm(r_TE, gram_EE) - 2.0 * (xw_TE - wb_E1.t()) ).mul(r_TE).sum(1);
+  const torch::Tensor per_token_T = quadratic_T + (x_sq_T - 2.0 * xb_T) + bias_D.square().sum();
+  return per_token_T.mean();
+}
+
+}  // namespace dirmoe
