@@ -66,6 +66,7 @@ ROUTER_PARTS = [
 SCOPE_PARTS = {
     "dirmoe::counter_gamma": "Gamma draws (counter-based Marsaglia-Tsang, forward)",
     "dirmoe::counter_uniform": "noise draws",
+    "dirmoe::reconstruction_mse": "reconstruction decoder and loss (forward)",
 }
 
 

@@ -9,7 +9,7 @@ namespace dirmoe {
 /// with the linear decoder weight_DE (D, E), bias_D (D) against x_TD (T, D), which gets no
 /// gradient (the caller passes it detached). Expanded per token as
 ///   ‖x_t‖² − 2·r_tᵀ(Wᵀx_t) − 2·bᵀx_t + r_tᵀ(WᵀW)r_t + 2·r_tᵀ(Wᵀb) + ‖b‖²,
-/// so x is read by one [T, D]·[D, E + 1] product with [W | b] (and once more by that product's
+/// so x is read by one [E + 1, D]·[D, T] product with [W | b] (and once more by that product's
 /// weight gradient and once by ‖x_t‖²), and nothing of size T·D is written: the direct form writes
 /// the decoder output, the difference and its square, and reads them again backward. The terms
 /// cancel where the reconstruction is close (the error is then about float32's ε·‖x_t‖² per token);
