@@ -1,7 +1,6 @@
 #include "dirmoe/router/router_noise_source.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <limits>
 
@@ -82,8 +81,8 @@ torch::Tensor counter_uniform(const RouterNoiseKey& key, RouterNoiseStream strea
     return out.to(dtype);
   }
 #endif
-  // On the host; another device's result is copied from pinned memory without waiting for it.
-  const bool to_device = !options.device().is_cpu();
+  // On the host; a CUDA result is copied from pinned memory without waiting for the device.
+  const bool to_device = options.device().is_cuda();
   torch::Tensor host = torch::empty(shape, torch::TensorOptions().dtype(fill_dtype).pinned_memory(to_device));
   if (fill_dtype == torch::kFloat64) {
     fill_uniform(host.data_ptr<double>(), key, stream, rows, cols, words);
