@@ -7,6 +7,9 @@
 #include <torch/torch.h>
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <string>
+
 #include "dirmoe/router/router_noise_source.h"
 
 using dirmoe::RouterNoiseKey;
@@ -23,6 +26,15 @@ double max_ratio_error(const torch::Tensor& a, const torch::Tensor& b) {
 
 // Uniforms: integer Philox words mapped to odd multiples of 2^-24, exact in float32 and float64, so
 // the two devices agree bit for bit. Token indices above 2^32 exercise the counter's high word.
+// scripts/gpu_check.py builds beside nvcc and a CUDA LibTorch, where the kernels are always built: under
+// its DIRMOE_GPU_REQUIRED=1 a build without them fails here rather than passing on the host path.
+TEST_CASE("the build has the CUDA noise kernels where the GPU check requires them", "[gpu][router][noise]") {
+  REQUIRE(torch::cuda::is_available());
+  const char* required = std::getenv("DIRMOE_GPU_REQUIRED");
+  INFO("cuda_noise_kernels_built() = " << dirmoe::cuda_noise_kernels_built());
+  if (required != nullptr && std::string(required) == "1") CHECK(dirmoe::cuda_noise_kernels_built());
+}
+
 TEST_CASE("counter_uniform on CUDA draws the CPU's words bit for bit", "[gpu][router][noise]") {
   REQUIRE(torch::cuda::is_available());
   const torch::Device cuda(torch::kCUDA);
@@ -68,4 +80,22 @@ TEST_CASE("counter_gamma on CUDA matches the CPU's element-wise draws", "[gpu][r
   CHECK(gpu32.scalar_type() == torch::kFloat32);
   CHECK(max_ratio_error(gpu32, cpu32) < 2.5e-7);
   CHECK((gpu32.cpu() > 0).all().item<bool>());
+
+  // bf16 α: drawn through float32 on CUDA, rounded once more than on the CPU (≤ one bf16 ulp, 2^-7)
+  const torch::Tensor alpha16 = alpha_TC.to(torch::kBFloat16);
+  const auto cpu16 = dirmoe::counter_gamma_elementwise(key, RouterNoiseStream::gamma, alpha16);
+  const auto gpu16 = dirmoe::counter_gamma(key, RouterNoiseStream::gamma, alpha16.to(cuda));
+  CHECK(gpu16.scalar_type() == torch::kBFloat16);
+  CHECK(max_ratio_error(gpu16, cpu16) < 8e-3);
+
+  // a non-contiguous α (a transposed view) draws what its values draw
+  const torch::Tensor alpha_strided = alpha_TC.t().contiguous().to(cuda).t();
+  REQUIRE_FALSE(alpha_strided.is_contiguous());
+  CHECK(max_ratio_error(dirmoe::counter_gamma(key, RouterNoiseStream::gamma, alpha_strided), cpu64) < 1e-12);
+
+  // no tokens: an empty draw, no launch
+  const auto none = dirmoe::counter_gamma(key, RouterNoiseStream::gamma, alpha_TC.narrow(0, 0, 0).to(cuda));
+  CHECK(none.sizes() == torch::IntArrayRef({0, 8}));
+  CHECK(dirmoe::counter_uniform(key, RouterNoiseStream::selection, 0, 8, 1, torch::TensorOptions().device(cuda))
+            .numel() == 0);
 }

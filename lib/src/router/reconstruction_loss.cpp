@@ -1,6 +1,7 @@
 #include "dirmoe/router/reconstruction_loss.h"
 
 #include <ATen/record_function.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/torch.h>
 
 namespace dirmoe {
@@ -11,8 +12,16 @@ torch::Tensor reconstruction_mse(const torch::Tensor& x_TD, const torch::Tensor&
               x_TD.sizes(), " and r ", r_TE.sizes(), " must be (T, D) and (T, E)");
   TORCH_CHECK(weight_DE.dim() == 2 && weight_DE.size(0) == x_TD.size(1) && weight_DE.size(1) == r_TE.size(1),
               "reconstruction_mse: decoder weight ", weight_DE.sizes(), " must be (D, E)");
+  TORCH_CHECK(bias_D.dim() == 1 && bias_D.size(0) == x_TD.size(1), "reconstruction_mse: decoder bias ",
+              bias_D.sizes(), " must be (D)");
+  TORCH_CHECK(x_TD.scalar_type() == r_TE.scalar_type() && x_TD.scalar_type() == weight_DE.scalar_type() &&
+                  x_TD.scalar_type() == bias_D.scalar_type(),
+              "reconstruction_mse: x, r and the decoder must share one dtype");
   TORCH_CHECK(!x_TD.requires_grad(), "reconstruction_mse: x must be detached (the term does not train the input)");
   RECORD_FUNCTION("dirmoe::reconstruction_mse", std::vector<c10::IValue>());
+  // In the inputs' dtype whatever the caller's autocast state: the terms cancel in part, which a
+  // bf16 product would not survive (moe_layer.cpp turns autocast off around the router anyway).
+  const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const int64_t e = r_TE.size(1);
   // [W | b]ᵀ·xᵀ (E + 1, T): Wᵀx_t and bᵀx_t for every token. NOTE: in this orientation, E + 1 output
   // rows against T columns, the CPU's BLAS runs the product and its weight gradient about 3× faster

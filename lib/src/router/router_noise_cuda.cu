@@ -13,7 +13,12 @@ namespace {
 
 constexpr int kThreads = 256;
 
-int64_t blocks_for(int64_t n) { return (n + kThreads - 1) / kThreads; }
+/// Thread blocks for n threads; a grid has at most 2^31 − 1 blocks in x.
+unsigned int blocks_for(int64_t n) {
+  const int64_t blocks = (n + kThreads - 1) / kThreads;
+  TORCH_CHECK(blocks <= int64_t{2147483647}, "router noise: ", n, " CUDA threads exceed one grid");
+  return static_cast<unsigned int>(blocks);
+}
 
 template <typename T>
 __global__ void counter_uniform_kernel(CounterNoiseWords key, uint64_t token_offset, int64_t rows, int64_t cols,

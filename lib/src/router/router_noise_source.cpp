@@ -59,6 +59,14 @@ void fill_uniform(T* out, const RouterNoiseKey& key, RouterNoiseStream stream, i
 
 }  // namespace
 
+bool cuda_noise_kernels_built() {
+#if defined(DIRMOE_CUDA_NOISE_KERNELS)
+  return true;
+#else
+  return false;
+#endif
+}
+
 torch::Tensor counter_uniform(const RouterNoiseKey& key, RouterNoiseStream stream, int64_t rows, int64_t cols,
                               int64_t words, const torch::TensorOptions& options) {
   RECORD_FUNCTION("dirmoe::counter_uniform", std::vector<c10::IValue>());

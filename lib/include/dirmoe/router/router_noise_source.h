@@ -47,6 +47,10 @@ struct RouterNoiseKey {
 torch::Tensor counter_uniform(const RouterNoiseKey& key, RouterNoiseStream stream, int64_t rows, int64_t cols,
                               int64_t words, const torch::TensorOptions& options);
 
+/// Whether this build has the CUDA noise kernels (router_noise_cuda.cu; lib/CMakeLists.txt builds
+/// them where LibTorch has CUDA and nvcc is found). Without them a CUDA draw is made on the host.
+bool cuda_noise_kernels_built();
+
 /// Candidate pairs of counter_gamma: the first accepted one is the draw.
 constexpr int64_t kGammaCandidates = kGammaCandidateCount;  // counter_noise_element.h
 
