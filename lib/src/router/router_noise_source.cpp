@@ -34,6 +34,16 @@ CounterNoiseWords noise_words(const RouterNoiseKey& key, RouterNoiseStream strea
   return w;
 }
 
+/// That every counter of `rows` tokens from key.token_offset and `cols` columns fits its field of
+/// the layout (router_noise_source.h); `what` names the caller in the message.
+void check_counter_range(const char* what, const RouterNoiseKey& key, int64_t rows, int64_t cols) {
+  TORCH_CHECK(cols <= kMaxColumns, what, ": at most 2^20 columns, got ", cols);
+  TORCH_CHECK(key.layer >= 0 && key.layer < kMaxLayers, what, ": layer ", key.layer, " out of [0, 2^16)");
+  TORCH_CHECK(key.draw >= 0 && key.draw < kMaxDraws, what, ": draw ", key.draw, " out of [0, 2^32)");
+  TORCH_CHECK(key.token_offset >= 0 && key.token_offset + rows <= kMaxTokens, what, ": token indices ",
+              key.token_offset, " + ", rows, " out of [0, 2^48)");
+}
+
 template <typename T>
 void fill_uniform(T* out, const RouterNoiseKey& key, RouterNoiseStream stream, int64_t rows, int64_t cols,
                   int64_t words) {
@@ -71,12 +81,8 @@ torch::Tensor counter_uniform(const RouterNoiseKey& key, RouterNoiseStream strea
                               int64_t words, const torch::TensorOptions& options) {
   RECORD_FUNCTION("dirmoe::counter_uniform", std::vector<c10::IValue>());
   TORCH_CHECK(rows >= 0 && cols >= 0 && words >= 1, "counter_uniform: bad shape (", rows, ", ", cols, ", ", words, ")");
-  TORCH_CHECK(cols <= kMaxColumns, "counter_uniform: at most 2^20 columns, got ", cols);
   TORCH_CHECK((words + 3) / 4 <= kMaxBlocks, "counter_uniform: at most 1024 words per element, got ", words);
-  TORCH_CHECK(key.layer >= 0 && key.layer < kMaxLayers, "counter_uniform: layer ", key.layer, " out of [0, 2^16)");
-  TORCH_CHECK(key.draw >= 0 && key.draw < kMaxDraws, "counter_uniform: draw ", key.draw, " out of [0, 2^32)");
-  TORCH_CHECK(key.token_offset >= 0 && key.token_offset + rows <= kMaxTokens, "counter_uniform: token indices ",
-              key.token_offset, " + ", rows, " out of [0, 2^48)");
+  check_counter_range("counter_uniform", key, rows, cols);
   const auto dtype = options.dtype().toScalarType();
   // float32 and float64 are filled directly (the values are exact in both); other dtypes via float32.
   const auto fill_dtype = dtype == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
@@ -108,21 +114,11 @@ double smallest_normal(torch::ScalarType dtype) {
   return static_cast<double>(std::numeric_limits<float>::min());  // float32; bf16 and half: float32's
 }
 
-/// The key and shape checks of the per-element Gamma paths (the tensor-op path's go through
-/// counter_uniform).
-void check_gamma_key(const RouterNoiseKey& key, const torch::Tensor& alpha_TC) {
-  TORCH_CHECK(alpha_TC.size(1) <= kMaxColumns, "counter_gamma: at most 2^20 columns, got ", alpha_TC.size(1));
-  TORCH_CHECK(key.layer >= 0 && key.layer < kMaxLayers, "counter_gamma: layer ", key.layer, " out of [0, 2^16)");
-  TORCH_CHECK(key.draw >= 0 && key.draw < kMaxDraws, "counter_gamma: draw ", key.draw, " out of [0, 2^32)");
-  TORCH_CHECK(key.token_offset >= 0 && key.token_offset + alpha_TC.size(0) <= kMaxTokens, "counter_gamma: token indices ",
-              key.token_offset, " + ", alpha_TC.size(0), " out of [0, 2^48)");
-}
-
 #if defined(DIRMOE_CUDA_NOISE_KERNELS)
 /// counter_gamma on CUDA: one thread per element (router_noise_cuda.cu), the CPU's arithmetic.
 /// float32 and float64 α directly; other dtypes through float32.
 torch::Tensor counter_gamma_cuda(const RouterNoiseKey& key, RouterNoiseStream stream, const torch::Tensor& alpha_TC) {
-  check_gamma_key(key, alpha_TC);
+  check_counter_range("counter_gamma", key, alpha_TC.size(0), alpha_TC.size(1));
   RECORD_FUNCTION("dirmoe::counter_gamma", std::vector<c10::IValue>());  // a named span in profiler traces
   torch::NoGradGuard no_grad;
   const auto dtype = alpha_TC.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
@@ -142,7 +138,7 @@ torch::Tensor counter_gamma_elementwise(const RouterNoiseKey& key, RouterNoiseSt
   TORCH_CHECK(alpha_TC.dim() == 2 && alpha_TC.device().is_cpu(),
               "counter_gamma_elementwise: alpha must be a (T, C) CPU tensor, got ", alpha_TC.sizes(), " on ",
               alpha_TC.device());
-  check_gamma_key(key, alpha_TC);
+  check_counter_range("counter_gamma", key, alpha_TC.size(0), alpha_TC.size(1));
   RECORD_FUNCTION("dirmoe::counter_gamma", std::vector<c10::IValue>());  // a named span in profiler traces
   torch::NoGradGuard no_grad;
   const int64_t T = alpha_TC.size(0), C = alpha_TC.size(1);
@@ -179,11 +175,11 @@ torch::Tensor counter_gamma_tensor_ops(const RouterNoiseKey& key, RouterNoiseStr
   TORCH_CHECK(alpha_TC.dim() == 2, "counter_gamma: alpha must be (T, C), got ", alpha_TC.sizes());
   RECORD_FUNCTION("dirmoe::counter_gamma", std::vector<c10::IValue>());  // a named span in profiler traces
   torch::NoGradGuard no_grad;
-  constexpr int64_t K = kGammaCandidates;
+  constexpr int64_t K = kGammaCandidateCount;
   const int64_t T = alpha_TC.size(0), C = alpha_TC.size(1);
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(alpha_TC.device());
   // words: [0, K/2) and [K/2, K) the Box–Muller pairs, [K, 2K) the acceptance draws, 2K the boost
-  const torch::Tensor u_TCW = counter_uniform(key, stream, T, C, 2 * K + 1, f64);
+  const torch::Tensor u_TCW = counter_uniform(key, stream, T, C, kGammaWords, f64);
   const torch::Tensor radius = torch::sqrt(-2.0 * torch::log(u_TCW.narrow(2, 0, K / 2)));
   const torch::Tensor angle = (2.0 * M_PI) * u_TCW.narrow(2, K / 2, K / 2);
   const torch::Tensor x_TCK = torch::cat({radius * torch::cos(angle), radius * torch::sin(angle)}, 2);

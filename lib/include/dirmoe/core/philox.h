@@ -5,11 +5,10 @@
 //             c ← (hi1 ⊕ c1 ⊕ k0, lo1, hi0 ⊕ c3 ⊕ k1, lo0),
 // with the key bumped by (0x9E3779B9, 0xBB67AE85) between rounds. The output is a pure function of
 // (counter, key): any element of a stream can be drawn alone, in any order, on any process, which is
-// what makes router noise independent of how a batch is split (router_noise_source.h).
+// what makes router noise independent of how a batch is split (router_noise_source.h). The rounds
+// themselves, and the word-to-uniform map, are in philox_rounds.h (host and CUDA device code).
 #include <array>
 #include <cstdint>
-
-#include "dirmoe/core/philox_rounds.h"
 
 namespace dirmoe {
 
@@ -18,10 +17,5 @@ using PhiloxKey = std::array<uint32_t, 2>;
 
 /// The four 32-bit output words for one counter and key.
 PhiloxCounter philox4x32_10(PhiloxCounter counter, PhiloxKey key);
-
-/// Uniform in (0, 1) from one output word: ((w >> 9) + 0.5)·2⁻²³, an odd multiple of 2⁻²⁴. Every
-/// value has at most 24 significant bits, so it is exact in float32 and float64 and the draw does not
-/// depend on the dtype asked for; it is never 0 or 1 (from 2⁻²⁴ to 1 − 2⁻²⁴).
-inline double philox_uniform(uint32_t word) { return philox_word_uniform(word); }
 
 }  // namespace dirmoe

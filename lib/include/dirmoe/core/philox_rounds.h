@@ -32,8 +32,9 @@ DIRMOE_HOST_DEVICE inline void philox4x32_10_in_place(uint32_t c[4], uint32_t k0
   }
 }
 
-/// Uniform in (0, 1) from one output word: ((w >> 9) + 0.5)·2⁻²³, an odd multiple of 2⁻²⁴, exact in
-/// float32 and float64, never 0 or 1.
+/// Uniform in (0, 1) from one output word: ((w >> 9) + 0.5)·2⁻²³, an odd multiple of 2⁻²⁴. Every
+/// value has at most 24 significant bits, so it is exact in float32 and float64 and the draw does not
+/// depend on the dtype asked for; it is never 0 or 1 (from 2⁻²⁴ to 1 − 2⁻²⁴).
 DIRMOE_HOST_DEVICE inline double philox_word_uniform(uint32_t word) {
   return (static_cast<double>(word >> 9) + 0.5) * (1.0 / 8388608.0);
 }

@@ -1,7 +1,7 @@
 #pragma once
 // Counter-based router noise (docs/parallel.md "Router noise"): every random number a router draws
 // in training is a pure function of (seed, draw, layer, stream, global token index, column, word),
-// computed with Philox4x32-10 (core/philox.h). A token's noise therefore does not depend on which
+// computed with Philox4x32-10 (core/philox_rounds.h). A token's noise therefore does not depend on which
 // process it is on or how many tokens share its forward, so 1, 2 or N processes train the same model,
 // and a resumed run draws what the uninterrupted one would have drawn without any generator state.
 //
@@ -40,7 +40,7 @@ struct RouterNoiseKey {
 
 /// Uniform draws in (0, 1) of shape (rows, cols, words) (words = 1: (rows, cols)): element
 /// (t, c, w) belongs to global token token_offset + t. Values are odd multiples of 2⁻²⁴, the same in
-/// every floating dtype of at least 24 significant bits (core/philox.h). Generated where the result
+/// every floating dtype of at least 24 significant bits (core/philox_rounds.h). Generated where the result
 /// lives: on the host for the CPU, by a CUDA kernel for a CUDA device where the build has the CUDA
 /// noise kernels (router_noise_cuda.cu), else on the host and copied from pinned memory without
 /// waiting for the device.
@@ -51,8 +51,6 @@ torch::Tensor counter_uniform(const RouterNoiseKey& key, RouterNoiseStream strea
 /// them where LibTorch has CUDA and nvcc is found). Without them a CUDA draw is made on the host.
 bool cuda_noise_kernels_built();
 
-/// Candidate pairs of counter_gamma: the first accepted one is the draw.
-constexpr int64_t kGammaCandidates = kGammaCandidateCount;  // counter_noise_element.h
 
 /// Gamma(α, 1) draws for alpha_TC (T, C), elementwise, from counter_uniform words: Marsaglia & Tsang
 /// (2000) with a = α (α ≥ 1) or a = α + 1 (α < 1): d = a − 1/3, c = 1/√(9d); for candidates
