@@ -3,6 +3,7 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
@@ -107,13 +108,17 @@ class SwigluSegments : public torch::autograd::Function<SwigluSegments> {
 
   /// fn(block) for every block, the parts in parallel (one thread each); inside a parallel region
   /// ATen and the BLAS run each GEMM on the calling thread.
+  /// NOTE: OpenMP's threads do not inherit the caller's thread-local state (grad mode, which is off
+  /// inside this autograd node, the profiler's callbacks): each part runs under the caller's.
   template <typename Fn>
   static void run_parts(const std::vector<std::vector<ExpertBlock>>& parts, Fn&& fn) {
     if (parts.size() == 1) {
       for (const ExpertBlock& b : parts[0]) fn(b);
       return;
     }
+    const at::ThreadLocalState caller_state;
     at::parallel_for(0, static_cast<int64_t>(parts.size()), 1, [&](int64_t begin, int64_t end) {
+      const at::ThreadLocalStateGuard state_guard(caller_state);
       for (int64_t p = begin; p < end; ++p) {
         for (const ExpertBlock& b : parts[static_cast<size_t>(p)]) fn(b);
       }
