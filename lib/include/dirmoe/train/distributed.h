@@ -74,7 +74,9 @@ class DistributedContext {
 
   /// Rank `rank` of `world` processes that are threads of this process, meeting in an in-memory
   /// store named `name` (Gloo over loopback; tests and benchmarks of the collectives). Every thread
-  /// calls it with the same name and world.
+  /// calls it with the same name and world. Run such a process with TORCH_FR_BUFFER_SIZE=0 set before
+  /// its first collective: the threads share c10d's one flight recorder, which in LibTorch 2.11 records
+  /// each group's first collective into a map outside its lock (tests/catch_main.cpp sets it).
   static std::unique_ptr<DistributedContext> in_process(const std::string& name, int64_t rank, int64_t world);
 
   /// A process group over `ranks` (world ranks, ascending) on the same backend; this process must be one
