@@ -10,9 +10,10 @@
 // NOTE: one GEMM per block on one thread each, instead of every expert's GEMM spread over all
 // threads in turn: the per-expert GEMMs are small (N/E rows). Measured at d512 (8 experts × 256
 // rows, [256 × 512]·[512 × 2048], 2 threads, LibTorch's MKL): 176–178 GFLOP/s as two parts against
-// 164–174 for the experts one after another on both threads (bench/README.md, third round; the layer
-// itself moved more, since the weight gradients' column blocks were split again by the BLAS). The
-// blocks of all parts are disjoint and cover every row (column) of every expert with rows exactly once.
+// 164–174 for the experts one after another on both threads; the layer moved more, since the
+// weight gradients' column blocks were split again by the BLAS (bench/README.md, "dirmoe's
+// parallel loops ran on one thread"). The blocks of all parts are disjoint and cover every row
+// (column) of every expert with rows exactly once.
 #include <cstdint>
 #include <vector>
 
