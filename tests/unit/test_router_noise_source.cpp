@@ -124,6 +124,30 @@ TEST_CASE("router noise: a token's draws do not depend on how the batch is split
                      dirmoe::counter_gamma(g2, RouterNoiseStream::gamma, alpha.narrow(0, 8, 4))));
 }
 
+// The CPU draws are loops over tokens shared among the intra-op threads (at::parallel_for): the
+// numbers are a function of the counter alone, so any thread count gives the same bits. ctest runs
+// with OMP_NUM_THREADS=1; this sets its own counts, with enough rows for several chunks each.
+TEST_CASE("router noise: the CPU draws do not depend on the number of threads", "[router][noise]") {
+  const int threads_before = torch::get_num_threads();
+  const RouterNoiseKey key{42, 3, 2, 1000};
+  const torch::Tensor alpha_TC = torch::rand({1500, 8}, torch::kFloat64) * 3 + 0.05;
+  auto draws = [&](int threads) {
+    torch::set_num_threads(threads);
+    return std::vector<torch::Tensor>{
+        dirmoe::counter_uniform(key, RouterNoiseStream::selection, 1500, 8, 5, torch::kFloat32),
+        dirmoe::counter_uniform(key, RouterNoiseStream::jitter, 1500, 8, 1, torch::kFloat64),
+        dirmoe::counter_gamma(key, RouterNoiseStream::gamma, alpha_TC),
+        dirmoe::counter_gamma(key, RouterNoiseStream::gamma, alpha_TC.to(torch::kFloat32))};
+  };
+  const auto one = draws(1);
+  const auto three = draws(3);
+  torch::set_num_threads(threads_before);
+  for (size_t i = 0; i < one.size(); ++i) {
+    INFO("draw " << i << " (uniform f32 × 5 words, uniform f64, Gamma f64, Gamma f32)");
+    CHECK(torch::equal(one[i], three[i]));
+  }
+}
+
 TEST_CASE("router noise: uniforms have the moments of U(0,1) and no lag correlation", "[router][noise]") {
   const torch::Tensor u = dirmoe::counter_uniform({7, 0, 0, 0}, RouterNoiseStream::selection, 4096, 64, 1, torch::kFloat64);
   const double n = static_cast<double>(u.numel());

@@ -107,7 +107,7 @@ class SwigluSegments : public torch::autograd::Function<SwigluSegments> {
   static int64_t parts_for(const torch::Tensor& x) { return x.is_cpu() ? at::get_num_threads() : 1; }
 
   /// fn(block) for every block, the parts in parallel (one thread each); inside a parallel region
-  /// ATen and the BLAS run each GEMM on the calling thread.
+  /// ATen and the BLAS run each GEMM on the calling thread (with nested OpenMP off, its default).
   /// NOTE: OpenMP's threads do not inherit the caller's thread-local state (grad mode, which is off
   /// inside this autograd node, the profiler's callbacks): each part runs under the caller's.
   template <typename Fn>
