@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "dirmoe/router/dirichlet.h"
+#include "dirmoe/router/dirmoe_routing_chain.h"
 #include "dirmoe/router/reconstruction_loss.h"
 #include "dirmoe/router/router_registry.h"
 #include "dirmoe/router/shared_input_linear.h"
@@ -111,9 +112,10 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   const torch::Tensor x = x_TD.to(param_dtype);
 
   // heads (under bf16/fp16 autocast their outputs are brought back to float32)
-  auto wide = [](const torch::Tensor& t) {
-    return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf ? t.to(torch::kFloat32) : t;
+  auto wide_type = [](torch::ScalarType t) {
+    return t == torch::kBFloat16 || t == torch::kHalf ? torch::kFloat32 : t;
   };
+  auto wide = [&](const torch::Tensor& t) { return t.to(wide_type(t.scalar_type())); };
   struct Heads {
     torch::Tensor logits_TE, alpha_lo_TE, alpha_hi_TE;
   };
@@ -123,10 +125,10 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   const bool detached_loss_path = cfg_.aux_detach_input && x.requires_grad();
   const std::vector<torch::Tensor> products_TO =
       shared_input_linear(x, {gate->weight, alpha_hidden->weight}, detached_loss_path);
-  // α_lo and α_hi read the same hidden layer: one [T, H]·[H, 2E] GEMM for both (their weights
-  // concatenated once per forward, 2E × H floats), split after.
-  const torch::Tensor alpha_heads_weight = torch::cat({alpha_lo->weight, alpha_hi->weight}, 0);
-  const torch::Tensor alpha_heads_bias = torch::cat({alpha_lo->bias, alpha_hi->bias}, 0);
+  // The operators' path (below, where the fused chain does not apply): α_lo and α_hi read the same
+  // hidden layer, one [T, H]·[H, 2E] GEMM for both (their weights concatenated once per forward,
+  // 2E × H floats), split after.
+  torch::Tensor alpha_heads_weight, alpha_heads_bias;
   auto heads = [&](const torch::Tensor& product_TO) {
     Heads h;
     const torch::Tensor linear_TE = wide(product_TO.narrow(1, 0, e));
@@ -138,96 +140,147 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
     h.alpha_hi_TE = h.alpha_lo_TE + raw_T2E.narrow(1, e, e) + eps;
     return h;
   };
-  const Heads lm = heads(products_TO[0]);
+  // dispatch: from the scores ℓ + g (ℓ at eval), the selection before the fallback and the mask
+  torch::Tensor mask_TE;
+  torch::Tensor empty_T;
+  torch::Tensor selected_TE;
+  auto select = [&](const torch::Tensor& scores_TE) {
+    selected_TE = scores_TE > 0;  // the selection before the empty-row fallback
+    if (cfg_.selection == "hard") {
+      empty_T = selected_TE.logical_not().all(/*dim=*/1);
+      const torch::Tensor fallback_TE =
+          torch::zeros_like(selected_TE).scatter_(1, scores_TE.argmax(/*dim=*/1, /*keepdim=*/true), true);
+      mask_TE = selected_TE.logical_or(fallback_TE.logical_and(empty_T.unsqueeze(1)));
+    } else if (cfg_.selection == "topk") {
+      // exactly k experts per token: the k largest ℓ + g (ℓ at eval), whatever the threshold says
+      empty_T = selected_TE.logical_not().all(/*dim=*/1);
+      mask_TE = torch::zeros_like(selected_TE).scatter_(1, std::get<1>(scores_TE.topk(k_, /*dim=*/1)), true);
+    } else {
+      mask_TE = torch::ones_like(scores_TE, torch::kBool);
+      empty_T = torch::zeros({scores_TE.size(0)}, scores_TE.options().dtype(torch::kBool));
+    }
+  };
 
   // selection: Binary Concrete z̃ = σ((ℓ + g)/τ), g ~ Logistic(0, 1) in training
   torch::Tensor noise_TE;  // the Logistic draw g, undefined at evaluation
   if (is_training()) {
-    torch::Tensor u_TE = noise.uniform_TE.defined() ? noise.uniform_TE.to(lm.logits_TE.options())
-                                                    : fresh_uniform_like(noise.key, RouterNoiseStream::selection, lm.logits_TE);
-    TORCH_CHECK(u_TE.sizes() == lm.logits_TE.sizes(), "DirMoE: uniform noise has shape ", u_TE.sizes(),
-                ", expected ", lm.logits_TE.sizes());
+    const int64_t t = products_TO[0].size(0);
+    const auto options = products_TO[0].options().dtype(wide_type(products_TO[0].scalar_type()));
+    torch::Tensor u_TE = noise.uniform_TE.defined()
+                             ? noise.uniform_TE.to(options)
+                             : fresh_uniform(noise.key, RouterNoiseStream::selection, t, e, options);
+    TORCH_CHECK(u_TE.sizes() == torch::IntArrayRef({t, e}), "DirMoE: uniform noise has shape ", u_TE.sizes(),
+                ", expected (", t, ", ", e, ")");
     const double tiny = std::numeric_limits<float>::epsilon();
     u_TE = u_TE.clamp(tiny, 1.0 - tiny);
     noise_TE = torch::log(u_TE) - torch::log1p(-u_TE);
   }
-  const torch::Tensor scores_TE = noise_TE.defined() ? lm.logits_TE + noise_TE : lm.logits_TE;
-  const torch::Tensor z_soft_TE = torch::sigmoid(scores_TE / tau);
 
-  torch::Tensor mask_TE;
-  torch::Tensor empty_T;
-  const torch::Tensor selected_TE = scores_TE > 0;  // the selection before the empty-row fallback
-  if (cfg_.selection == "hard") {
-    empty_T = selected_TE.logical_not().all(/*dim=*/1);
-    const torch::Tensor fallback_TE =
-        torch::zeros_like(selected_TE).scatter_(1, scores_TE.argmax(/*dim=*/1, /*keepdim=*/true), true);
-    mask_TE = selected_TE.logical_or(fallback_TE.logical_and(empty_T.unsqueeze(1)));
-  } else if (cfg_.selection == "topk") {
-    // exactly k experts per token: the k largest ℓ + g (ℓ at eval), whatever the threshold says
-    empty_T = selected_TE.logical_not().all(/*dim=*/1);
-    mask_TE = torch::zeros_like(selected_TE).scatter_(1, std::get<1>(scores_TE.topk(k_, /*dim=*/1)), true);
-  } else {
-    mask_TE = torch::ones_like(scores_TE, torch::kBool);
-    empty_T = torch::zeros({scores_TE.size(0)}, scores_TE.options().dtype(torch::kBool));
-  }
-
-  // contribution: θ ~ Dir(α^q), α^q = λ^q·(z̃·α_hi + (1−z̃)·α_lo)
-  auto posterior = [&](const Heads& h, const torch::Tensor& z_TE) {
-    return cfg_.lambda_q * (z_TE * h.alpha_hi_TE + (1.0 - z_TE) * h.alpha_lo_TE);
-  };
-  const torch::Tensor alpha_q_TE = posterior(lm, z_soft_TE);
-  // One Gamma draw per token and expert, shared by the LM path and (aux_detach_input) the loss path;
-  // from torch's generator when the router has neither a noise key nor given draws.
-  torch::Tensor gamma_TE, dgamma_dalpha_TE;
-  if (is_training()) {
-    gamma_TE = gamma_draws(noise.gamma_TE, noise.key, RouterNoiseStream::gamma, alpha_q_TE);
+  // The Gamma draws, one per token and expert, shared by the LM path and (aux_detach_input) the loss
+  // path; from torch's generator when the router has neither a noise key nor given draws. dγ/dα^q at
+  // them, evaluated once for both paths.
+  auto draw = [&](const torch::Tensor& alpha_q_TE) {
+    torch::Tensor gamma_TE = gamma_draws(noise.gamma_TE, noise.key, RouterNoiseStream::gamma, alpha_q_TE);
     if (!gamma_TE.defined()) gamma_TE = at::_standard_gamma(alpha_q_TE.detach());
-    // Both paths reparameterise the same α^q values with the same draws: dγ/dα evaluated once.
-    if (detached_loss_path && torch::GradMode::is_enabled()) dgamma_dalpha_TE = gamma_sample_grad(alpha_q_TE, gamma_TE);
-  }
-  auto contribution = [&](const torch::Tensor& alpha_TE) {
-    torch::Tensor theta_TE = is_training() ? dirichlet_reparam(alpha_TE, gamma_TE, dgamma_dalpha_TE)
-                                           : alpha_TE / alpha_TE.sum(1, /*keepdim=*/true);
-    // NOTE: mixing θ with the uniform keeps every θ_i away from 0, where the renormalisation over the
-    // dispatched experts and its straight-through gradient (∝ θ_j/Σ_dispatched θ) overflow.
-    if (cfg_.theta_mix > 0) theta_TE = (1.0 - cfg_.theta_mix) * theta_TE + cfg_.theta_mix / static_cast<double>(e);
-    return theta_TE;
+    return gamma_TE;
   };
-  const torch::Tensor theta_TE = contribution(alpha_q_TE);
 
-  // routing weights: r (what the reconstruction decodes) and the dispatched experts' combine weights
-  // (0 elsewhere), from the scores ℓ + g, their relaxed selection z̃ and the contribution θ̃
-  auto routing_weights = [&](const torch::Tensor& s_TE, const torch::Tensor& z_TE, const torch::Tensor& th_TE) {
-    if (cfg_.weights == "all") {
-      // r = normalize(z̃ ⊙ θ̃) over all E, in log space: z̃ may underflow where ℓ + g ≪ 0
-      const torch::Tensor r = torch::softmax(torch::log_sigmoid(s_TE / tau) + torch::log(th_TE), /*dim=*/1);
-      return std::make_pair(r, r * mask_TE.to(r.scalar_type()));
+  // What the LM path and the auxiliary losses read. The losses' values are those of the LM path; with
+  // aux_detach_input their gradient reaches the router's parameters but not the residual stream x (H8).
+  torch::Tensor r_TE, weights_TE, aux_logits_TE, aux_z_soft_TE, aux_alpha_q_TE, aux_r_TE;
+  const auto dtype = products_TO[0].scalar_type();
+  const bool fused_chain = is_training() && torch::GradMode::is_enabled() && cfg_.weights == "all" &&
+                           (dtype == torch::kFloat32 || dtype == torch::kFloat64);
+  if (fused_chain) {
+    // the chain from the products to r as one node with a hand-written backward (dirmoe_routing_chain.h)
+    DirmoeChainConstants constants;
+    constants.n_experts = e;
+    constants.center_logits = cfg_.center_logits;
+    constants.tau = tau;
+    constants.lambda_q = cfg_.lambda_q;
+    constants.alpha_lo_offset = schedule_.a_lo + eps;
+    constants.alpha_eps = eps;
+    constants.theta_mix = cfg_.theta_mix;
+    const DirmoeChainParameters parameters{gate->bias,      alpha_hidden->bias, alpha_lo->weight,
+                                           alpha_lo->bias,  alpha_hi->weight,   alpha_hi->bias};
+    const GammaDrawFunction draw_with_grad = [&](const torch::Tensor& alpha_q_TE) {
+      const torch::Tensor gamma_TE = draw(alpha_q_TE);
+      return std::make_pair(gamma_TE, gamma_sample_grad(alpha_q_TE, gamma_TE));
+    };
+    const DirmoeChainOutput chain =
+        dirmoe_routing_chain(products_TO[0], detached_loss_path ? products_TO[1] : products_TO[0], parameters,
+                             noise_TE, draw_with_grad, constants);
+    select(chain.scores_TE);
+    r_TE = chain.r_lm_TE;
+    weights_TE = chain.r_lm_TE * mask_TE.to(r_TE.scalar_type());
+    aux_logits_TE = chain.logits_TE;
+    aux_z_soft_TE = chain.z_soft_TE;
+    aux_alpha_q_TE = chain.alpha_q_TE;
+    aux_r_TE = chain.r_TE;
+  } else {
+    alpha_heads_weight = torch::cat({alpha_lo->weight, alpha_hi->weight}, 0);
+    alpha_heads_bias = torch::cat({alpha_lo->bias, alpha_hi->bias}, 0);
+    const Heads lm = heads(products_TO[0]);
+    const torch::Tensor scores_TE = noise_TE.defined() ? lm.logits_TE + noise_TE : lm.logits_TE;
+    const torch::Tensor z_soft_TE = torch::sigmoid(scores_TE / tau);
+    select(scores_TE);
+
+    // contribution: θ ~ Dir(α^q), α^q = λ^q·(z̃·α_hi + (1−z̃)·α_lo)
+    auto posterior = [&](const Heads& h, const torch::Tensor& z_TE) {
+      return cfg_.lambda_q * (z_TE * h.alpha_hi_TE + (1.0 - z_TE) * h.alpha_lo_TE);
+    };
+    const torch::Tensor alpha_q_TE = posterior(lm, z_soft_TE);
+    torch::Tensor gamma_TE, dgamma_dalpha_TE;
+    if (is_training()) {
+      gamma_TE = draw(alpha_q_TE);
+      // Both paths reparameterise the same α^q values with the same draws: dγ/dα evaluated once.
+      if (detached_loss_path && torch::GradMode::is_enabled()) dgamma_dalpha_TE = gamma_sample_grad(alpha_q_TE, gamma_TE);
     }
-    // straight-through: the forward sees the hard mask, the gradient flows through z̃
-    const torch::Tensor z_st_TE =
-        cfg_.selection == "soft" ? z_TE : mask_TE.to(z_TE.scalar_type()) + (z_TE - z_TE.detach());
-    const torch::Tensor masked_TE = z_st_TE * th_TE;
-    const torch::Tensor w = masked_TE / masked_TE.sum(1, /*keepdim=*/true);
-    return std::make_pair(w, w);
-  };
-  const auto [r_TE, weights_TE] = routing_weights(scores_TE, z_soft_TE, theta_TE);
+    auto contribution = [&](const torch::Tensor& alpha_TE) {
+      torch::Tensor theta_TE = is_training() ? dirichlet_reparam(alpha_TE, gamma_TE, dgamma_dalpha_TE)
+                                             : alpha_TE / alpha_TE.sum(1, /*keepdim=*/true);
+      // NOTE: mixing θ with the uniform keeps every θ_i away from 0, where the renormalisation over the
+      // dispatched experts and its straight-through gradient (∝ θ_j/Σ_dispatched θ) overflow.
+      if (cfg_.theta_mix > 0) theta_TE = (1.0 - cfg_.theta_mix) * theta_TE + cfg_.theta_mix / static_cast<double>(e);
+      return theta_TE;
+    };
+    const torch::Tensor theta_TE = contribution(alpha_q_TE);
+
+    // routing weights: r (what the reconstruction decodes) and the dispatched experts' combine weights
+    // (0 elsewhere), from the scores ℓ + g, their relaxed selection z̃ and the contribution θ̃
+    auto routing_weights = [&](const torch::Tensor& s_TE, const torch::Tensor& z_TE, const torch::Tensor& th_TE) {
+      if (cfg_.weights == "all") {
+        // r = normalize(z̃ ⊙ θ̃) over all E, in log space: z̃ may underflow where ℓ + g ≪ 0
+        const torch::Tensor r = torch::softmax(torch::log_sigmoid(s_TE / tau) + torch::log(th_TE), /*dim=*/1);
+        return std::make_pair(r, r * mask_TE.to(r.scalar_type()));
+      }
+      // straight-through: the forward sees the hard mask, the gradient flows through z̃
+      const torch::Tensor z_st_TE =
+          cfg_.selection == "soft" ? z_TE : mask_TE.to(z_TE.scalar_type()) + (z_TE - z_TE.detach());
+      const torch::Tensor masked_TE = z_st_TE * th_TE;
+      const torch::Tensor w = masked_TE / masked_TE.sum(1, /*keepdim=*/true);
+      return std::make_pair(w, w);
+    };
+    std::tie(r_TE, weights_TE) = routing_weights(scores_TE, z_soft_TE, theta_TE);
+
+    aux_logits_TE = lm.logits_TE;
+    aux_z_soft_TE = z_soft_TE;
+    aux_alpha_q_TE = alpha_q_TE;
+    aux_r_TE = r_TE;
+    if (detached_loss_path) {
+      // the same values recomputed from the losses' copy of the products (same noise, same Gamma draw)
+      const Heads ax = heads(products_TO[1]);
+      const torch::Tensor ax_scores_TE = noise_TE.defined() ? ax.logits_TE + noise_TE : ax.logits_TE;
+      aux_logits_TE = ax.logits_TE;
+      aux_z_soft_TE = torch::sigmoid(ax_scores_TE / tau);
+      aux_alpha_q_TE = posterior(ax, aux_z_soft_TE);
+      aux_r_TE = routing_weights(ax_scores_TE, aux_z_soft_TE, contribution(aux_alpha_q_TE)).first;
+    }
+  }
 
   RouterOutput out;
   out.dispatch_mask_TE = mask_TE;
   out.weights_TE = weights_TE;
-
-  // The quantities the auxiliary losses see. By default those of the LM path; with aux_detach_input the
-  // same values recomputed from x detached (same noise, same Gamma draw), so that the losses' gradients
-  // reach the router's parameters but not the residual stream x (H8).
-  torch::Tensor aux_logits_TE = lm.logits_TE, aux_z_soft_TE = z_soft_TE, aux_alpha_q_TE = alpha_q_TE, aux_r_TE = r_TE;
-  if (detached_loss_path) {
-    const Heads ax = heads(products_TO[1]);
-    const torch::Tensor ax_scores_TE = noise_TE.defined() ? ax.logits_TE + noise_TE : ax.logits_TE;
-    aux_logits_TE = ax.logits_TE;
-    aux_z_soft_TE = torch::sigmoid(ax_scores_TE / tau);
-    aux_alpha_q_TE = posterior(ax, aux_z_soft_TE);
-    aux_r_TE = routing_weights(ax_scores_TE, aux_z_soft_TE, contribution(aux_alpha_q_TE)).first;
-  }
 
   // losses: per token, mean over tokens, scaled by their coefficients
   // ‖x − (W r + b)‖² per token, mean over tokens, without the [T, D] decoder output (reconstruction_loss.h)
