@@ -95,6 +95,19 @@ TEST_CASE("Gamma implicit derivative equals the exact -(dF/dα)/(dF/dx), with pr
   const auto alpha32 = alpha_N.to(torch::kFloat32), draws32 = draws_N.to(torch::kFloat32).clamp_min(1e-30);
   CHECK(torch::equal(dirmoe::gamma_sample_grad(alpha32, draws32),
                      at::_standard_gamma_grad(alpha32.to(torch::kFloat64), draws32.to(torch::kFloat64)).to(torch::kFloat32)));
+
+  // a layer's worth of values goes through the intra-op threads in blocks: the same values at 1 and 3
+  // threads, and those of one call of LibTorch's kernel
+  const auto alpha_big = (torch::rand({2048, 8}, torch::kFloat64) * 20.0 + 0.01).to(torch::kFloat32);
+  const auto draws_big = at::_standard_gamma(alpha_big).clamp_min(1e-30);
+  const int threads_before = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto one_thread = dirmoe::gamma_sample_grad(alpha_big, draws_big);
+  at::set_num_threads(3);
+  const auto three_threads = dirmoe::gamma_sample_grad(alpha_big, draws_big);
+  at::set_num_threads(threads_before);
+  CHECK(torch::equal(one_thread, three_threads));
+  CHECK(torch::equal(three_threads, at::_standard_gamma_grad(alpha_big, draws_big)));
 }
 
 TEST_CASE("Dirichlet KL closed form matches Monte Carlo and vanishes for equal arguments", "[router][dirmoe]") {

@@ -119,15 +119,17 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   struct Heads {
     torch::Tensor logits_TE, alpha_lo_TE, alpha_hi_TE;
   };
-  // The gate and the α MLP's first layer read the same x: one GEMM for both, [T, E + H]. With
-  // aux_detach_input the auxiliary losses read a second copy of that product whose gradient stops
-  // at x (shared_input_linear), instead of a second forward from x.detach().
+  // In training with weights "all" the chain from x to r runs as one node (dirmoe_routing_chain.h);
+  // elsewhere (evaluation, the other weights, half-precision parameters) as the operators below.
+  const bool fused_chain = is_training() && torch::GradMode::is_enabled() && cfg_.weights == "all" &&
+                           (param_dtype == torch::kFloat32 || param_dtype == torch::kFloat64);
+  // The operators' path. The gate and the α MLP's first layer read the same x: one GEMM for both,
+  // [T, E + H]. With aux_detach_input the auxiliary losses read a second copy of that product whose
+  // gradient stops at x (shared_input_linear), instead of a second forward from x.detach().
+  // α_lo and α_hi read the same hidden layer, one [T, H]·[H, 2E] GEMM for both (their weights
+  // concatenated once per forward, 2E × H floats), split after.
   const bool detached_loss_path = cfg_.aux_detach_input && x.requires_grad();
-  const std::vector<torch::Tensor> products_TO =
-      shared_input_linear(x, {gate->weight, alpha_hidden->weight}, detached_loss_path);
-  // The operators' path (below, where the fused chain does not apply): α_lo and α_hi read the same
-  // hidden layer, one [T, H]·[H, 2E] GEMM for both (their weights concatenated once per forward,
-  // 2E × H floats), split after.
+  std::vector<torch::Tensor> products_TO;
   torch::Tensor alpha_heads_weight, alpha_heads_bias;
   auto heads = [&](const torch::Tensor& product_TO) {
     Heads h;
@@ -164,8 +166,8 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   // selection: Binary Concrete z̃ = σ((ℓ + g)/τ), g ~ Logistic(0, 1) in training
   torch::Tensor noise_TE;  // the Logistic draw g, undefined at evaluation
   if (is_training()) {
-    const int64_t t = products_TO[0].size(0);
-    const auto options = products_TO[0].options().dtype(wide_type(products_TO[0].scalar_type()));
+    const int64_t t = x.size(0);
+    const auto options = x.options().dtype(wide_type(param_dtype));
     torch::Tensor u_TE = noise.uniform_TE.defined()
                              ? noise.uniform_TE.to(options)
                              : fresh_uniform(noise.key, RouterNoiseStream::selection, t, e, options);
@@ -188,28 +190,23 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   // What the LM path and the auxiliary losses read. The losses' values are those of the LM path; with
   // aux_detach_input their gradient reaches the router's parameters but not the residual stream x (H8).
   torch::Tensor r_TE, weights_TE, aux_logits_TE, aux_z_soft_TE, aux_alpha_q_TE, aux_r_TE;
-  const auto dtype = products_TO[0].scalar_type();
-  const bool fused_chain = is_training() && torch::GradMode::is_enabled() && cfg_.weights == "all" &&
-                           (dtype == torch::kFloat32 || dtype == torch::kFloat64);
   if (fused_chain) {
-    // the chain from the products to r as one node with a hand-written backward (dirmoe_routing_chain.h)
+    // the chain from x to r as one node with a hand-written backward (dirmoe_routing_chain.h)
     DirmoeChainConstants constants;
-    constants.n_experts = e;
     constants.center_logits = cfg_.center_logits;
     constants.tau = tau;
     constants.lambda_q = cfg_.lambda_q;
     constants.alpha_lo_offset = schedule_.a_lo + eps;
     constants.alpha_eps = eps;
     constants.theta_mix = cfg_.theta_mix;
-    const DirmoeChainParameters parameters{gate->bias,      alpha_hidden->bias, alpha_lo->weight,
-                                           alpha_lo->bias,  alpha_hi->weight,   alpha_hi->bias};
+    constants.losses_reach_input = !cfg_.aux_detach_input;
+    const DirmoeChainParameters parameters{gate->weight,     gate->bias,     alpha_hidden->weight, alpha_hidden->bias,
+                                           alpha_lo->weight, alpha_lo->bias, alpha_hi->weight,     alpha_hi->bias};
     const GammaDrawFunction draw_with_grad = [&](const torch::Tensor& alpha_q_TE) {
       const torch::Tensor gamma_TE = draw(alpha_q_TE);
       return std::make_pair(gamma_TE, gamma_sample_grad(alpha_q_TE, gamma_TE));
     };
-    const DirmoeChainOutput chain =
-        dirmoe_routing_chain(products_TO[0], detached_loss_path ? products_TO[1] : products_TO[0], parameters,
-                             noise_TE, draw_with_grad, constants);
+    const DirmoeChainOutput chain = dirmoe_routing_chain(x, parameters, noise_TE, draw_with_grad, constants);
     select(chain.scores_TE);
     r_TE = chain.r_lm_TE;
     weights_TE = chain.r_lm_TE * mask_TE.to(r_TE.scalar_type());
@@ -218,6 +215,7 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
     aux_alpha_q_TE = chain.alpha_q_TE;
     aux_r_TE = chain.r_TE;
   } else {
+    products_TO = shared_input_linear(x, {gate->weight, alpha_hidden->weight}, detached_loss_path);
     alpha_heads_weight = torch::cat({alpha_lo->weight, alpha_hi->weight}, 0);
     alpha_heads_bias = torch::cat({alpha_lo->bias, alpha_hi->bias}, 0);
     const Heads lm = heads(products_TO[0]);

@@ -1,5 +1,11 @@
 #include "dirmoe/router/dirmoe_routing_chain.h"
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <torch/torch.h>
 
@@ -15,8 +21,10 @@ using torch::autograd::variable_list;
 struct ChainArguments {
   const GammaDrawFunction* draw;
   DirmoeChainConstants constants;
-  bool shared_product;  // product_loss is product_lm: one Jacobian product for both paths' gradients
 };
+
+/// Rows per task of the CPU loops: each row is E experts of a few dozen flops.
+constexpr int64_t kRowsPerTask = 256;
 
 /// a + b where either may be undefined (an output that received no gradient).
 Tensor add_defined(const Tensor& a, const Tensor& b) {
@@ -25,223 +33,435 @@ Tensor add_defined(const Tensor& a, const Tensor& b) {
   return a + b;
 }
 
-/// The chain's forward values that its backward reads, named as in DirmoeChainOutput's comments.
-struct SavedChain {
-  Tensor z_TE, r_TE;          // z̃ and r
-  Tensor slab_gap_TE;         // softplus(·) of the α_hi head: α_hi − α_lo − ε
-  Tensor theta_TE, gamma_sum_T1, theta_mixed_TE;  // θ = γ/Σγ, Σγ, θ̃
-  Tensor dgamma_dalpha_TE;    // dγ/dα^q
+/// A contiguous tensor's data, or nullptr where it is undefined (a gradient that was not given).
+template <typename T>
+const T* data_or_null(const Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
+}
+
+// ---- scalar pieces, as LibTorch's CPU kernels compute them --------------------------------------
+
+/// softplus with torch's default β = 1, threshold 20
+template <typename T>
+T softplus(T x) {
+  return x > T(20) ? x : std::log1p(std::exp(x));
+}
+/// its derivative, as softplus_backward: e^x/(e^x + 1) below the threshold, 1 above
+template <typename T>
+T softplus_slope(T x) {
+  if (x > T(20)) return T(1);
+  const T ex = std::exp(x);
+  return ex / (ex + T(1));
+}
+template <typename T>
+T sigmoid(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+/// log σ(x) = min(x, 0) − log1p(e^−|x|), finite for every x
+template <typename T>
+T log_sigmoid(T x) {
+  return std::min(x, T(0)) - std::log1p(std::exp(-std::abs(x)));
+}
+
+// ---- the element-wise chain ---------------------------------------------------------------------
+
+/// The forward values the backward reads, besides the GEMMs' operands; [T, E] unless named.
+struct ChainValues {
+  Tensor logits_TE, scores_TE, z_TE, alpha_q_TE;  // ℓ, ℓ + g, z̃, α^q (backward reads z̃ alone of these)
+  Tensor slab_gap_TE;                             // softplus(·) of the α_hi head: α_hi − α_lo − ε
+  Tensor theta_TE, gamma_sum_T1, r_TE;            // θ = γ/Σγ, Σγ [T, 1], r
 };
 
-/// Gradients of one path's loss with respect to the chain's element-wise inputs.
+/// Before the draw: ℓ, ℓ + g, z̃ and α^q from the gate's columns of the product (linear_TE, a view
+/// with the product's row stride) and the heads' pre-softplus outputs raw_T2E = [α_lo | α_hi].
+void forward_before_draw(const Tensor& linear_TE, const Tensor& raw_T2E, const Tensor& noise_TE,
+                         const Tensor& gate_bias_E, const DirmoeChainConstants& c, bool loops, ChainValues& v) {
+  const int64_t t = linear_TE.size(0), e = linear_TE.size(1);
+  if (!loops) {
+    v.logits_TE = (c.center_logits ? linear_TE - linear_TE.mean(1, /*keepdim=*/true) : linear_TE) + gate_bias_E;
+    v.scores_TE = v.logits_TE + noise_TE;
+    v.z_TE = torch::sigmoid(v.scores_TE / c.tau);
+    const Tensor soft_T2E = torch::softplus(raw_T2E);
+    v.slab_gap_TE = soft_T2E.narrow(1, e, e);
+    // α^q = λ^q·(z̃·α_hi + (1 − z̃)·α_lo) = λ^q·(α_lo + z̃·(α_hi − α_lo))
+    v.alpha_q_TE = (soft_T2E.narrow(1, 0, e) + c.alpha_lo_offset + v.z_TE * (v.slab_gap_TE + c.alpha_eps)) * c.lambda_q;
+    return;
+  }
+  const auto options = raw_T2E.options();
+  for (Tensor* out : {&v.logits_TE, &v.scores_TE, &v.z_TE, &v.slab_gap_TE, &v.alpha_q_TE}) *out = torch::empty({t, e}, options);
+  const Tensor noise = noise_TE.contiguous();
+  const Tensor bias = gate_bias_E.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(raw_T2E.scalar_type(), "dirmoe_chain_forward_before_draw", [&] {
+    using T = scalar_t;
+    const T* lin = linear_TE.data_ptr<T>();
+    const int64_t lin_stride = linear_TE.stride(0);
+    const T* raw = raw_T2E.data_ptr<T>();
+    const T* g = noise.data_ptr<T>();
+    const T* b = bias.data_ptr<T>();
+    T* logits = v.logits_TE.data_ptr<T>();
+    T* scores = v.scores_TE.data_ptr<T>();
+    T* z = v.z_TE.data_ptr<T>();
+    T* gap = v.slab_gap_TE.data_ptr<T>();
+    T* alpha_q = v.alpha_q_TE.data_ptr<T>();
+    const T tau = T(c.tau), lambda_q = T(c.lambda_q), offset = T(c.alpha_lo_offset), eps = T(c.alpha_eps);
+    at::parallel_for(0, t, kRowsPerTask, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const T* lin_row = lin + row * lin_stride;
+        T mean = T(0);
+        if (c.center_logits) {
+          for (int64_t i = 0; i < e; ++i) mean += lin_row[i];
+          mean /= T(e);
+        }
+        for (int64_t i = 0; i < e; ++i) {
+          const int64_t at = row * e + i;
+          logits[at] = (lin_row[i] - mean) + b[i];
+          scores[at] = logits[at] + g[at];
+          z[at] = sigmoid(scores[at] / tau);
+          gap[at] = softplus(raw[row * 2 * e + e + i]);
+          alpha_q[at] = (softplus(raw[row * 2 * e + i]) + offset + z[at] * (gap[at] + eps)) * lambda_q;
+        }
+      }
+    });
+  });
+}
+
+/// After the draw: θ = γ/Σγ, θ̃ = (1 − m)·θ + m/E and r = softmax(log σ((ℓ + g)/τ) + log θ̃),
+/// normalize(z̃ ⊙ θ̃) in log space (z̃ may underflow where ℓ + g ≪ 0).
+void forward_after_draw(const Tensor& gamma_TE, const DirmoeChainConstants& c, bool loops, ChainValues& v) {
+  const int64_t t = gamma_TE.size(0), e = gamma_TE.size(1);
+  if (!loops) {
+    v.gamma_sum_T1 = gamma_TE.sum(1, /*keepdim=*/true);
+    v.theta_TE = gamma_TE / v.gamma_sum_T1;
+    const Tensor theta_mixed_TE =
+        c.theta_mix > 0 ? v.theta_TE * (1.0 - c.theta_mix) + c.theta_mix / static_cast<double>(e) : v.theta_TE;
+    v.r_TE = torch::softmax(torch::log_sigmoid(v.scores_TE / c.tau) + torch::log(theta_mixed_TE), 1);
+    return;
+  }
+  const Tensor gamma = gamma_TE.contiguous();
+  v.theta_TE = torch::empty({t, e}, gamma.options());
+  v.gamma_sum_T1 = torch::empty({t, 1}, gamma.options());
+  v.r_TE = torch::empty({t, e}, gamma.options());
+  AT_DISPATCH_FLOATING_TYPES(gamma.scalar_type(), "dirmoe_chain_forward_after_draw", [&] {
+    using T = scalar_t;
+    const T* gm = gamma.data_ptr<T>();
+    const T* scores = v.scores_TE.data_ptr<T>();
+    T* theta = v.theta_TE.data_ptr<T>();
+    T* sum = v.gamma_sum_T1.data_ptr<T>();
+    T* r = v.r_TE.data_ptr<T>();
+    const T tau = T(c.tau), keep = T(1.0 - c.theta_mix), uniform = T(c.theta_mix / static_cast<double>(e));
+    const bool mix = c.theta_mix > 0;
+    at::parallel_for(0, t, kRowsPerTask, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t base = row * e;
+        T s = T(0);
+        for (int64_t i = 0; i < e; ++i) s += gm[base + i];
+        sum[row] = s;
+        T max_v = -std::numeric_limits<T>::infinity();
+        for (int64_t i = 0; i < e; ++i) {
+          theta[base + i] = gm[base + i] / s;
+          const T mixed = mix ? theta[base + i] * keep + uniform : theta[base + i];
+          r[base + i] = log_sigmoid(scores[base + i] / tau) + std::log(mixed);  // the log-weight v, for now
+          max_v = std::max(max_v, r[base + i]);
+        }
+        T total = T(0);
+        for (int64_t i = 0; i < e; ++i) {
+          r[base + i] = std::exp(r[base + i] - max_v);
+          total += r[base + i];
+        }
+        for (int64_t i = 0; i < e; ++i) r[base + i] /= total;
+      }
+    });
+  });
+}
+
+/// The gradients of one path (or of both summed) with respect to the chain's inputs.
 struct PathGradients {
-  Tensor linear_TE;  // d/d(W_gate·x), the product's first E columns
-  Tensor raw_T2E;    // d/d of the α heads' pre-softplus outputs [α_lo | α_hi]
-  Tensor gate_bias_E;
+  Tensor linear_TE;   // d/d(W_gate·x), the product's first E columns
+  Tensor raw_T2E;     // d/d of the heads' pre-softplus outputs [α_lo | α_hi]
+  Tensor logits_TE;   // d/dℓ in all (its sum over tokens is the gate bias's gradient)
 };
 
-/// One path's gradient back through the element-wise chain, from the gradients on r, ℓ, z̃ and α^q
-/// (any may be undefined). Each step is the derivative of the forward line it names.
-PathGradients chain_backward(const SavedChain& s, const Tensor& raw_T2E, const DirmoeChainConstants& c,
-                             const Tensor& g_r_TE, const Tensor& g_logits_TE, const Tensor& g_z_TE,
-                             const Tensor& g_alpha_q_TE) {
+/// Tensor operators: one path's gradient back through the element-wise chain from the gradients on
+/// r, ℓ, z̃ and α^q (any may be undefined). Each step is the derivative of the forward line it names.
+PathGradients backward_operators(const ChainValues& v, const Tensor& dgamma_dalpha_TE, const Tensor& raw_T2E,
+                                 const DirmoeChainConstants& c, const Tensor& g_r_TE, const Tensor& g_logits_TE,
+                                 const Tensor& g_z_TE, const Tensor& g_alpha_q_TE) {
+  const int64_t e = v.z_TE.size(1);
   Tensor g_u_TE;  // d/du, u = (ℓ + g)/τ
   Tensor g_alpha_TE = g_alpha_q_TE;
   if (g_r_TE.defined()) {
     // r = softmax(v), v = log σ(u) + log θ̃: dv = r ⊙ (dr − Σ r·dr); d log σ(u)/du = 1 − z̃
-    const Tensor g_v_TE = at::_softmax_backward_data(g_r_TE, s.r_TE, 1, s.r_TE.scalar_type());
-    g_u_TE = g_v_TE * (1.0 - s.z_TE);
-    Tensor g_theta_TE = g_v_TE / s.theta_mixed_TE;
+    const Tensor g_v_TE = at::_softmax_backward_data(g_r_TE, v.r_TE, 1, v.r_TE.scalar_type());
+    g_u_TE = g_v_TE * (1.0 - v.z_TE);
+    const Tensor theta_mixed_TE =
+        c.theta_mix > 0 ? v.theta_TE * (1.0 - c.theta_mix) + c.theta_mix / static_cast<double>(e) : v.theta_TE;
+    Tensor g_theta_TE = g_v_TE / theta_mixed_TE;
     if (c.theta_mix > 0) g_theta_TE = g_theta_TE * (1.0 - c.theta_mix);
     // θ = γ/Σγ: dγ_i = (dθ_i − Σ_j dθ_j θ_j)/Σγ; then γ(α^q) by the implicit derivative dγ/dα^q
-    const Tensor g_gamma_TE = (g_theta_TE - (g_theta_TE * s.theta_TE).sum(1, /*keepdim=*/true)) / s.gamma_sum_T1;
-    g_alpha_TE = add_defined(g_alpha_TE, g_gamma_TE * s.dgamma_dalpha_TE);
+    const Tensor g_gamma_TE = (g_theta_TE - (g_theta_TE * v.theta_TE).sum(1, /*keepdim=*/true)) / v.gamma_sum_T1;
+    g_alpha_TE = add_defined(g_alpha_TE, g_gamma_TE * dgamma_dalpha_TE);
   }
   Tensor g_z_total_TE = g_z_TE;
-  Tensor g_soft_T2E;  // d/d softplus outputs [slab_lo | slab_gap]
-  if (g_alpha_TE.defined()) {
-    // α^q = λ^q·(slab_lo + a_lo + ε + z̃·(slab_gap + ε))
-    const Tensor g_scaled_TE = g_alpha_TE * c.lambda_q;
-    g_soft_T2E = torch::cat({g_scaled_TE, g_scaled_TE * s.z_TE}, 1);
-    g_z_total_TE = add_defined(g_z_total_TE, g_scaled_TE * (s.slab_gap_TE + c.alpha_eps));
-  }
-  if (g_z_total_TE.defined()) g_u_TE = add_defined(g_u_TE, g_z_total_TE * s.z_TE * (1.0 - s.z_TE));  // z̃ = σ(u)
-  // u = (ℓ + g)/τ
-  const Tensor g_logits_total_TE = add_defined(g_logits_TE, g_u_TE.defined() ? g_u_TE / c.tau : Tensor());
   PathGradients out;
-  if (g_logits_total_TE.defined()) {
-    // ℓ = W·x − mean_e W·x + b (center_logits) or W·x + b
-    out.gate_bias_E = g_logits_total_TE.sum(0);
-    out.linear_TE = c.center_logits ? g_logits_total_TE - g_logits_total_TE.mean(1, /*keepdim=*/true) : g_logits_total_TE;
+  if (g_alpha_TE.defined()) {
+    // α^q = λ^q·(softplus(lo) + a_lo + ε + z̃·(softplus(hi) + ε)); softplus with β = 1, threshold 20
+    const Tensor g_scaled_TE = g_alpha_TE * c.lambda_q;
+    out.raw_T2E = at::softplus_backward(torch::cat({g_scaled_TE, g_scaled_TE * v.z_TE}, 1), raw_T2E, 1.0, 20.0);
+    g_z_total_TE = add_defined(g_z_total_TE, g_scaled_TE * (v.slab_gap_TE + c.alpha_eps));
   }
-  // softplus with torch's default β = 1 and threshold 20, as the forward
-  if (g_soft_T2E.defined()) out.raw_T2E = at::softplus_backward(g_soft_T2E, raw_T2E, 1.0, 20.0);
+  if (g_z_total_TE.defined()) g_u_TE = add_defined(g_u_TE, g_z_total_TE * v.z_TE * (1.0 - v.z_TE));  // z̃ = σ(u)
+  // u = (ℓ + g)/τ; ℓ = W·x − mean_e W·x + b (center_logits) or W·x + b
+  out.logits_TE = add_defined(g_logits_TE, g_u_TE.defined() ? g_u_TE / c.tau : Tensor());
+  if (out.logits_TE.defined()) {
+    out.linear_TE = c.center_logits ? out.logits_TE - out.logits_TE.mean(1, /*keepdim=*/true) : out.logits_TE;
+  }
   return out;
 }
 
+/// CPU loops: the LM path's gradient (from g_r_lm alone) and the sum of both paths' (g_r_lm + g_r
+/// and the losses' gradients on ℓ, z̃, α^q), the same steps as backward_operators, one token per
+/// iteration. `lm` is left empty where only the sum is wanted.
+void backward_loops(const ChainValues& v, const Tensor& dgamma_dalpha_TE, const Tensor& raw_T2E,
+                    const DirmoeChainConstants& c, const Tensor& g_r_lm_TE, const Tensor& g_r_TE,
+                    const Tensor& g_logits_TE, const Tensor& g_z_TE, const Tensor& g_alpha_q_TE, bool want_lm,
+                    PathGradients& lm, PathGradients& sum) {
+  const int64_t t = v.z_TE.size(0), e = v.z_TE.size(1);
+  const auto options = v.z_TE.options();
+  for (PathGradients* p : {&lm, &sum}) {
+    if (p == &lm && !want_lm) continue;
+    p->linear_TE = torch::empty({t, e}, options);
+    p->raw_T2E = torch::empty({t, 2 * e}, options);
+    p->logits_TE = torch::empty({t, e}, options);
+  }
+  const Tensor g_r_lm = g_r_lm_TE.defined() ? g_r_lm_TE.contiguous() : Tensor();
+  const Tensor g_r = g_r_TE.defined() ? g_r_TE.contiguous() : Tensor();
+  const Tensor g_logits = g_logits_TE.defined() ? g_logits_TE.contiguous() : Tensor();
+  const Tensor g_z = g_z_TE.defined() ? g_z_TE.contiguous() : Tensor();
+  const Tensor g_alpha = g_alpha_q_TE.defined() ? g_alpha_q_TE.contiguous() : Tensor();
+  const Tensor dgamma = dgamma_dalpha_TE.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(options.dtype().toScalarType(), "dirmoe_chain_backward", [&] {
+    using T = scalar_t;
+    const T *gr_lm = data_or_null<T>(g_r_lm), *gr = data_or_null<T>(g_r), *gl = data_or_null<T>(g_logits);
+    const T *gz = data_or_null<T>(g_z), *ga = data_or_null<T>(g_alpha);
+    const T *z = v.z_TE.data_ptr<T>(), *gap = v.slab_gap_TE.data_ptr<T>(), *theta = v.theta_TE.data_ptr<T>();
+    const T *sum_gamma = v.gamma_sum_T1.data_ptr<T>(), *r = v.r_TE.data_ptr<T>(), *dg = dgamma.data_ptr<T>();
+    const T* raw = raw_T2E.data_ptr<T>();
+    const T tau = T(c.tau), lambda_q = T(c.lambda_q), eps = T(c.alpha_eps);
+    const T keep = T(1.0 - c.theta_mix), uniform = T(c.theta_mix / static_cast<double>(e));
+    const bool mix = c.theta_mix > 0;
+    // One path for one token: dr (may be null) and the losses' gradients (each may be null), with a
+    // second dr added to the first where dr2 is given (the sum of the paths' gradients on r).
+    auto token = [&](int64_t row, const T* dr, const T* dr2, const T* dl, const T* dz, const T* da, T* out_linear,
+                     T* out_raw, T* out_logits, T* scratch) {
+      const int64_t base = row * e;
+      T* g_u = scratch;          // d/du
+      T* g_alpha = scratch + e;  // d/dα^q
+      for (int64_t i = 0; i < e; ++i) g_u[i] = g_alpha[i] = T(0);
+      if (dr != nullptr || dr2 != nullptr) {
+        T* g_r_row = scratch + 2 * e;
+        for (int64_t i = 0; i < e; ++i) {
+          g_r_row[i] = (dr != nullptr ? dr[base + i] : T(0)) + (dr2 != nullptr ? dr2[base + i] : T(0));
+        }
+        // softmax: dv = r ⊙ (dr − Σ r·dr)
+        T r_dot = T(0);
+        for (int64_t i = 0; i < e; ++i) r_dot += r[base + i] * g_r_row[i];
+        T* g_theta = scratch + 3 * e;
+        T theta_dot = T(0);
+        for (int64_t i = 0; i < e; ++i) {
+          const T g_v = r[base + i] * (g_r_row[i] - r_dot);
+          g_u[i] = g_v * (T(1) - z[base + i]);  // d log σ(u)/du = 1 − z̃
+          const T mixed = mix ? theta[base + i] * keep + uniform : theta[base + i];
+          g_theta[i] = mix ? (g_v / mixed) * keep : g_v / mixed;
+          theta_dot += g_theta[i] * theta[base + i];
+        }
+        // θ = γ/Σγ, then γ(α^q) by dγ/dα^q
+        for (int64_t i = 0; i < e; ++i) g_alpha[i] = (g_theta[i] - theta_dot) / sum_gamma[row] * dg[base + i];
+      }
+      T mean = T(0);
+      for (int64_t i = 0; i < e; ++i) {
+        const int64_t at = base + i;
+        const T g_scaled = (g_alpha[i] + (da != nullptr ? da[at] : T(0))) * lambda_q;
+        // α^q = λ^q·(softplus(lo) + a_lo + ε + z̃·(softplus(hi) + ε))
+        out_raw[row * 2 * e + i] = g_scaled * softplus_slope(raw[row * 2 * e + i]);
+        out_raw[row * 2 * e + e + i] = g_scaled * z[at] * softplus_slope(raw[row * 2 * e + e + i]);
+        const T g_z_total = g_scaled * (gap[at] + eps) + (dz != nullptr ? dz[at] : T(0));
+        const T g_u_total = g_u[i] + g_z_total * z[at] * (T(1) - z[at]);  // z̃ = σ(u)
+        out_logits[at] = g_u_total / tau + (dl != nullptr ? dl[at] : T(0));  // u = (ℓ + g)/τ
+        mean += out_logits[at];
+      }
+      mean = c.center_logits ? mean / T(e) : T(0);
+      for (int64_t i = 0; i < e; ++i) out_linear[base + i] = out_logits[base + i] - mean;
+    };
+    T *lm_linear = want_lm ? lm.linear_TE.data_ptr<T>() : nullptr, *lm_raw = want_lm ? lm.raw_T2E.data_ptr<T>() : nullptr;
+    T* lm_logits = want_lm ? lm.logits_TE.data_ptr<T>() : nullptr;
+    T *sum_linear = sum.linear_TE.data_ptr<T>(), *sum_raw = sum.raw_T2E.data_ptr<T>(), *sum_logits = sum.logits_TE.data_ptr<T>();
+    at::parallel_for(0, t, kRowsPerTask, [&](int64_t begin, int64_t end) {
+      std::vector<T> scratch(static_cast<size_t>(4 * e));
+      for (int64_t row = begin; row < end; ++row) {
+        if (want_lm) token(row, gr_lm, nullptr, nullptr, nullptr, nullptr, lm_linear, lm_raw, lm_logits, scratch.data());
+        token(row, gr_lm, gr, gl, gz, ga, sum_linear, sum_raw, sum_logits, scratch.data());
+      }
+    });
+  });
+}
+
+// ---- the node -----------------------------------------------------------------------------------
+
 class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> {
  public:
-  static variable_list forward(AutogradContext* ctx, const Tensor& product_lm_TO, const Tensor& product_loss_TO,
-                               const Tensor& gate_bias_E, const Tensor& hidden_bias_H, const Tensor& lo_weight_EH,
-                               const Tensor& lo_bias_E, const Tensor& hi_weight_EH, const Tensor& hi_bias_E,
-                               const Tensor& noise_TE, const ChainArguments& args) {
-    (void)product_loss_TO;  // the same values as product_lm_TO; it is an input for its gradient only
+  static variable_list forward(AutogradContext* ctx, const Tensor& x_TD, const Tensor& gate_weight_ED,
+                               const Tensor& gate_bias_E, const Tensor& hidden_weight_HD, const Tensor& hidden_bias_H,
+                               const Tensor& lo_weight_EH, const Tensor& lo_bias_E, const Tensor& hi_weight_EH,
+                               const Tensor& hi_bias_E, const Tensor& noise_TE, const ChainArguments& args) {
     const DirmoeChainConstants& c = args.constants;
-    const int64_t e = c.n_experts;
-    const int64_t h = product_lm_TO.size(1) - e;
-    // heads: α_lo = softplus(·) + a_lo + ε, α_hi = α_lo + softplus(·) + ε, from silu(x·W_hiddenᵀ + b)
-    const Tensor pre_TH = product_lm_TO.narrow(1, e, h) + hidden_bias_H;
+    const int64_t e = gate_weight_ED.size(0), h = hidden_weight_HD.size(0);
+    const bool loops = c.cpu_loops && x_TD.device().is_cpu();
+    // one GEMM for the gate and the α MLP's hidden layer, which read the same x: [T, E + H], the
+    // hidden bias added by the GEMM (the gate's bias comes after the centring)
+    const Tensor weight_OD = torch::cat({gate_weight_ED, hidden_weight_HD}, 0);
+    const Tensor product_TO = torch::addmm(torch::cat({torch::zeros({e}, hidden_bias_H.options()), hidden_bias_H}),
+                                           x_TD, weight_OD.t());
+    const Tensor pre_TH = product_TO.narrow(1, e, h);
     const Tensor hidden_TH = torch::silu(pre_TH);
     const Tensor heads_weight_2EH = torch::cat({lo_weight_EH, hi_weight_EH}, 0);
     const Tensor raw_T2E = torch::addmm(torch::cat({lo_bias_E, hi_bias_E}, 0), hidden_TH, heads_weight_2EH.t());
-    const Tensor soft_T2E = torch::softplus(raw_T2E);
-    const Tensor slab_lo_TE = soft_T2E.narrow(1, 0, e);
-    const Tensor slab_gap_TE = soft_T2E.narrow(1, e, e);
-    // selection: ℓ, the scores ℓ + g and z̃ = σ((ℓ + g)/τ)
-    const Tensor linear_TE = product_lm_TO.narrow(1, 0, e);
-    const Tensor logits_TE =
-        (c.center_logits ? linear_TE - linear_TE.mean(1, /*keepdim=*/true) : linear_TE) + gate_bias_E;
-    const Tensor scores_TE = logits_TE + noise_TE;
-    const Tensor u_TE = scores_TE / c.tau;
-    const Tensor z_TE = torch::sigmoid(u_TE);
-    // α^q = λ^q·(z̃·α_hi + (1 − z̃)·α_lo) = λ^q·(α_lo + z̃·(α_hi − α_lo))
-    const Tensor alpha_q_TE = (slab_lo_TE + c.alpha_lo_offset + z_TE * (slab_gap_TE + c.alpha_eps)) * c.lambda_q;
-    // θ = γ/Σγ, γ ~ Gamma(α^q), rounded to α^q's dtype as the draws' reparameterisation returns them
-    auto [gamma_TE, dgamma_dalpha_TE] = (*args.draw)(alpha_q_TE);
-    gamma_TE = gamma_TE.to(alpha_q_TE.scalar_type());
-    const Tensor gamma_sum_T1 = gamma_TE.sum(1, /*keepdim=*/true);
-    const Tensor theta_TE = gamma_TE / gamma_sum_T1;
-    const Tensor theta_mixed_TE =
-        c.theta_mix > 0 ? theta_TE * (1.0 - c.theta_mix) + c.theta_mix / static_cast<double>(e) : theta_TE;
-    // r = normalize(z̃ ⊙ θ̃) in log space (z̃ may underflow where ℓ + g ≪ 0)
-    const Tensor r_TE = torch::softmax(torch::log_sigmoid(u_TE) + torch::log(theta_mixed_TE), 1);
 
-    ctx->saved_data["shared_product"] = args.shared_product;
-    ctx->saved_data["n_experts"] = e;
+    ChainValues v;
+    forward_before_draw(product_TO.narrow(1, 0, e), raw_T2E, noise_TE, gate_bias_E, c, loops, v);
+    // γ ~ Gamma(α^q), rounded to α^q's dtype as the draws' reparameterisation returns them
+    auto [gamma_TE, dgamma_dalpha_TE] = (*args.draw)(v.alpha_q_TE);
+    forward_after_draw(gamma_TE.to(v.alpha_q_TE.scalar_type()), c, loops, v);
+
     ctx->saved_data["center_logits"] = c.center_logits;
     ctx->saved_data["tau"] = c.tau;
     ctx->saved_data["lambda_q"] = c.lambda_q;
     ctx->saved_data["alpha_eps"] = c.alpha_eps;
     ctx->saved_data["theta_mix"] = c.theta_mix;
+    ctx->saved_data["losses_reach_input"] = c.losses_reach_input;
+    ctx->saved_data["loops"] = loops;
+    ctx->saved_data["weight_OD"] = weight_OD;
     ctx->saved_data["pre_TH"] = pre_TH;
     ctx->saved_data["hidden_TH"] = hidden_TH;
     ctx->saved_data["heads_weight_2EH"] = heads_weight_2EH;
     ctx->saved_data["raw_T2E"] = raw_T2E;
-    ctx->saved_data["z_TE"] = z_TE;
-    ctx->saved_data["r_TE"] = r_TE;
-    ctx->saved_data["slab_gap_TE"] = slab_gap_TE;
-    ctx->saved_data["theta_TE"] = theta_TE;
-    ctx->saved_data["gamma_sum_T1"] = gamma_sum_T1;
-    ctx->saved_data["theta_mixed_TE"] = theta_mixed_TE;
-    ctx->saved_data["dgamma_dalpha_TE"] = dgamma_dalpha_TE.to(alpha_q_TE.scalar_type());
-    ctx->mark_non_differentiable({scores_TE});
+    ctx->saved_data["slab_gap_TE"] = v.slab_gap_TE;
+    ctx->saved_data["theta_TE"] = v.theta_TE;
+    ctx->saved_data["gamma_sum_T1"] = v.gamma_sum_T1;
+    ctx->saved_data["dgamma_dalpha_TE"] = dgamma_dalpha_TE.to(v.alpha_q_TE.scalar_type());
+    ctx->save_for_backward({x_TD, v.z_TE, v.r_TE});  // z̃ and r: outputs
+    ctx->mark_non_differentiable({v.scores_TE});
     ctx->set_materialize_grads(false);
-    // the outputs are fresh tensors (clones where a saved value is also returned), so that no caller's
-    // in-place change can reach what backward reads
-    return {scores_TE, r_TE.clone(), logits_TE, z_TE.clone(), alpha_q_TE, r_TE.clone()};
+    return {v.scores_TE, v.r_TE, v.logits_TE, v.z_TE, v.alpha_q_TE, v.r_TE.clone()};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     RECORD_FUNCTION("dirmoe::routing_chain_backward", std::vector<c10::IValue>());
     auto tensor = [&](const char* name) { return ctx->saved_data[name].toTensor(); };
     DirmoeChainConstants c;
-    c.n_experts = ctx->saved_data["n_experts"].toInt();
     c.center_logits = ctx->saved_data["center_logits"].toBool();
     c.tau = ctx->saved_data["tau"].toDouble();
     c.lambda_q = ctx->saved_data["lambda_q"].toDouble();
     c.alpha_eps = ctx->saved_data["alpha_eps"].toDouble();
     c.theta_mix = ctx->saved_data["theta_mix"].toDouble();
-    const bool shared_product = ctx->saved_data["shared_product"].toBool();
-    SavedChain s;
-    s.z_TE = tensor("z_TE");
-    s.r_TE = tensor("r_TE");
-    s.slab_gap_TE = tensor("slab_gap_TE");
-    s.theta_TE = tensor("theta_TE");
-    s.gamma_sum_T1 = tensor("gamma_sum_T1");
-    s.theta_mixed_TE = tensor("theta_mixed_TE");
-    s.dgamma_dalpha_TE = tensor("dgamma_dalpha_TE");
+    c.losses_reach_input = ctx->saved_data["losses_reach_input"].toBool();
+    const bool loops = ctx->saved_data["loops"].toBool();
+    const auto saved = ctx->get_saved_variables();
+    const Tensor& x_TD = saved[0];
+    ChainValues v;
+    v.z_TE = saved[1];
+    v.r_TE = saved[2];
+    v.slab_gap_TE = tensor("slab_gap_TE");
+    v.theta_TE = tensor("theta_TE");
+    v.gamma_sum_T1 = tensor("gamma_sum_T1");
+    const Tensor dgamma_dalpha_TE = tensor("dgamma_dalpha_TE");
+    const Tensor weight_OD = tensor("weight_OD");
     const Tensor pre_TH = tensor("pre_TH");
     const Tensor hidden_TH = tensor("hidden_TH");
     const Tensor heads_weight_2EH = tensor("heads_weight_2EH");
     const Tensor raw_T2E = tensor("raw_T2E");
-    const int64_t e = c.n_experts;
+    const int64_t t = x_TD.size(0), e = v.z_TE.size(1), h = pre_TH.size(1);
     // grads: scores (not differentiable), r_lm; then the losses' path: ℓ, z̃, α^q, r
     const Tensor& g_r_lm_TE = grads[1];
     const Tensor &g_logits_TE = grads[2], &g_z_TE = grads[3], &g_alpha_q_TE = grads[4], &g_r_TE = grads[5];
 
-    // Each path's gradient through the element-wise chain. With one product for both paths the two
-    // gradients go through the (linear) backward summed, once.
-    std::vector<PathGradients> paths;
-    if (shared_product) {
-      paths.push_back(chain_backward(s, raw_T2E, c, add_defined(g_r_lm_TE, g_r_TE), g_logits_TE, g_z_TE, g_alpha_q_TE));
+    // The element-wise chain's backward is linear in the incoming gradient: the weights take both
+    // paths' gradients summed through it once, x the LM path's alone (a second pass) unless the
+    // losses reach the input too.
+    const bool x_grad = ctx->needs_input_grad(0);
+    const bool want_lm = x_grad && !c.losses_reach_input;
+    PathGradients lm, sum;
+    if (loops) {
+      backward_loops(v, dgamma_dalpha_TE, raw_T2E, c, g_r_lm_TE, g_r_TE, g_logits_TE, g_z_TE, g_alpha_q_TE, want_lm, lm,
+                     sum);
     } else {
-      paths.push_back(chain_backward(s, raw_T2E, c, g_r_lm_TE, Tensor(), Tensor(), Tensor()));
-      paths.push_back(chain_backward(s, raw_T2E, c, g_r_TE, g_logits_TE, g_z_TE, g_alpha_q_TE));
+      sum = backward_operators(v, dgamma_dalpha_TE, raw_T2E, c, add_defined(g_r_lm_TE, g_r_TE), g_logits_TE, g_z_TE,
+                               g_alpha_q_TE);
+      if (want_lm) lm = backward_operators(v, dgamma_dalpha_TE, raw_T2E, c, g_r_lm_TE, Tensor(), Tensor(), Tensor());
     }
 
-    // heads: raw = silu(pre)·[W_lo; W_hi]ᵀ + [b_lo; b_hi]; the weights' gradients summed over the paths
-    Tensor g_gate_bias_E, g_raw_sum_T2E, g_hidden_bias_H;
-    for (const auto& p : paths) {
-      g_gate_bias_E = add_defined(g_gate_bias_E, p.gate_bias_E);
-      g_raw_sum_T2E = add_defined(g_raw_sum_T2E, p.raw_T2E);
-    }
-    std::vector<Tensor> g_products;
-    for (const auto& p : paths) {
-      const int64_t t = pre_TH.size(0);
-      Tensor g_product_TO;
-      if (p.linear_TE.defined() || p.raw_T2E.defined()) {
-        g_product_TO = torch::empty({t, e + pre_TH.size(1)}, pre_TH.options());
-        if (p.linear_TE.defined()) {
-          g_product_TO.narrow(1, 0, e).copy_(p.linear_TE);
-        } else {
-          g_product_TO.narrow(1, 0, e).zero_();
-        }
-        Tensor g_pre_TH = g_product_TO.narrow(1, e, pre_TH.size(1));
-        if (p.raw_T2E.defined()) {
-          at::silu_backward_out(g_pre_TH, torch::mm(p.raw_T2E, heads_weight_2EH), pre_TH);
-          g_hidden_bias_H = add_defined(g_hidden_bias_H, g_pre_TH.sum(0));
-        } else {
-          g_pre_TH.zero_();
-        }
+    // back through the heads' GEMM and the SiLU into the product's columns [gate | hidden]
+    auto product_gradient = [&](const PathGradients& p) {
+      const Tensor g_product_TO = torch::empty({t, e + h}, pre_TH.options());
+      Tensor g_linear_TE = g_product_TO.narrow(1, 0, e);
+      Tensor g_pre_TH = g_product_TO.narrow(1, e, h);
+      if (p.linear_TE.defined()) {
+        g_linear_TE.copy_(p.linear_TE);
+      } else {
+        g_linear_TE.zero_();
       }
-      g_products.push_back(g_product_TO);
-    }
+      if (p.raw_T2E.defined()) {
+        at::silu_backward_out(g_pre_TH, torch::mm(p.raw_T2E, heads_weight_2EH), pre_TH);
+      } else {
+        g_pre_TH.zero_();
+      }
+      return g_product_TO;
+    };
+    const Tensor g_product_sum_TO = product_gradient(sum);
+    Tensor g_x_TD;
+    if (x_grad) g_x_TD = torch::mm(want_lm ? product_gradient(lm) : g_product_sum_TO, weight_OD);
+    const Tensor g_weight_OD = torch::mm(g_product_sum_TO.t(), x_TD);
+    const Tensor g_hidden_bias_H = g_product_sum_TO.narrow(1, e, h).sum(0);
+    const Tensor g_gate_bias_E = sum.logits_TE.defined() ? sum.logits_TE.sum(0) : Tensor();
     Tensor g_lo_weight, g_hi_weight, g_lo_bias, g_hi_bias;
-    if (g_raw_sum_T2E.defined()) {
-      const Tensor g_heads_weight_2EH = torch::mm(g_raw_sum_T2E.t(), hidden_TH);
-      const Tensor g_heads_bias_2E = g_raw_sum_T2E.sum(0);
+    if (sum.raw_T2E.defined()) {
+      const Tensor g_heads_weight_2EH = torch::mm(sum.raw_T2E.t(), hidden_TH);
+      const Tensor g_heads_bias_2E = sum.raw_T2E.sum(0);
       g_lo_weight = g_heads_weight_2EH.narrow(0, 0, e);
       g_hi_weight = g_heads_weight_2EH.narrow(0, e, e);
       g_lo_bias = g_heads_bias_2E.narrow(0, 0, e);
       g_hi_bias = g_heads_bias_2E.narrow(0, e, e);
     }
-    const Tensor g_product_lm_TO = g_products[0];
-    const Tensor g_product_loss_TO = shared_product ? Tensor() : g_products[1];
-    return {g_product_lm_TO, g_product_loss_TO, g_gate_bias_E, g_hidden_bias_H, g_lo_weight,
-            g_lo_bias,       g_hi_weight,       g_hi_bias,     Tensor(),        Tensor()};
+    return {g_x_TD,      g_weight_OD.narrow(0, 0, e), g_gate_bias_E, g_weight_OD.narrow(0, e, h), g_hidden_bias_H,
+            g_lo_weight, g_lo_bias,                   g_hi_weight,   g_hi_bias,                   Tensor(),
+            Tensor()};
   }
 };
 
 }  // namespace
 
-DirmoeChainOutput dirmoe_routing_chain(const torch::Tensor& product_lm_TO, const torch::Tensor& product_loss_TO,
-                                       const DirmoeChainParameters& parameters, const torch::Tensor& noise_TE,
-                                       const GammaDrawFunction& draw, const DirmoeChainConstants& constants) {
-  const int64_t e = constants.n_experts;
-  TORCH_CHECK(product_lm_TO.dim() == 2 && product_lm_TO.size(1) > e && e > 0,
-              "dirmoe_routing_chain: product must be (T, E + H) with E = ", e, ", got ", product_lm_TO.sizes());
-  TORCH_CHECK(product_loss_TO.sizes() == product_lm_TO.sizes(), "dirmoe_routing_chain: the losses' product has shape ",
-              product_loss_TO.sizes(), ", the LM path's ", product_lm_TO.sizes());
-  TORCH_CHECK(noise_TE.sizes() == torch::IntArrayRef({product_lm_TO.size(0), e}), "dirmoe_routing_chain: noise has shape ",
-              noise_TE.sizes(), ", expected (", product_lm_TO.size(0), ", ", e, ")");
-  const auto dtype = product_lm_TO.scalar_type();
+DirmoeChainOutput dirmoe_routing_chain(const torch::Tensor& x_TD, const DirmoeChainParameters& p,
+                                       const torch::Tensor& noise_TE, const GammaDrawFunction& draw,
+                                       const DirmoeChainConstants& constants) {
+  const int64_t e = p.gate_weight_ED.size(0);
+  TORCH_CHECK(x_TD.dim() == 2 && p.gate_weight_ED.dim() == 2 && p.gate_weight_ED.size(1) == x_TD.size(1) &&
+                  p.hidden_weight_HD.dim() == 2 && p.hidden_weight_HD.size(1) == x_TD.size(1),
+              "dirmoe_routing_chain: x ", x_TD.sizes(), ", gate weight ", p.gate_weight_ED.sizes(), " and hidden weight ",
+              p.hidden_weight_HD.sizes(), " must be (T, D), (E, D) and (H, D)");
+  TORCH_CHECK(noise_TE.sizes() == torch::IntArrayRef({x_TD.size(0), e}), "dirmoe_routing_chain: noise has shape ",
+              noise_TE.sizes(), ", expected (", x_TD.size(0), ", ", e, ")");
+  const auto dtype = x_TD.scalar_type();
   TORCH_CHECK(dtype == torch::kFloat32 || dtype == torch::kFloat64,
               "dirmoe_routing_chain: runs in float32 or float64, got ", dtype);
+  for (const torch::Tensor* t : {&p.gate_weight_ED, &p.gate_bias_E, &p.hidden_weight_HD, &p.hidden_bias_H,
+                                 &p.lo_weight_EH, &p.lo_bias_E, &p.hi_weight_EH, &p.hi_bias_E}) {
+    TORCH_CHECK(t->scalar_type() == dtype && t->device() == x_TD.device(),
+                "dirmoe_routing_chain: the parameters must have x's dtype and device");
+  }
   RECORD_FUNCTION("dirmoe::routing_chain", std::vector<c10::IValue>());
-  const ChainArguments args{&draw, constants, product_loss_TO.is_same(product_lm_TO)};
-  const variable_list out = DirmoeRoutingChain::apply(
-      product_lm_TO, product_loss_TO, parameters.gate_bias_E, parameters.hidden_bias_H, parameters.lo_weight_EH,
-      parameters.lo_bias_E, parameters.hi_weight_EH, parameters.hi_bias_E, noise_TE.to(dtype), args);
+  const ChainArguments args{&draw, constants};
+  const variable_list out =
+      DirmoeRoutingChain::apply(x_TD, p.gate_weight_ED, p.gate_bias_E, p.hidden_weight_HD, p.hidden_bias_H,
+                                p.lo_weight_EH, p.lo_bias_E, p.hi_weight_EH, p.hi_bias_E, noise_TE.to(dtype), args);
   return {out[0], out[1], out[2], out[3], out[4], out[5]};
 }
 

@@ -1,0 +1,190 @@
+// DirMoE's routing chain node (dirmoe_routing_chain.h): its outputs and its hand-written gradients
+// against the same formulas written as torch operators in this file and differentiated by autograd,
+// with the losses' path computed from x.detach() (aux_detach_input) or from x, for the CPU loops and
+// for the operators' path the GPU runs. The router's end-to-end check against the Python reference is
+// test_router_dirmoe.cpp.
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include "dirmoe/router/dirmoe_routing_chain.h"
+
+using dirmoe::DirmoeChainConstants;
+using dirmoe::DirmoeChainParameters;
+
+// a named namespace: the test sources are compiled in unity batches, where anonymous ones merge
+namespace routing_chain_test {
+
+constexpr int64_t kTokens = 613, kModel = 6, kExperts = 5, kHidden = 7;
+
+/// max |a − b| relative to max(1, max |b|).
+double rel_error(const torch::Tensor& a, const torch::Tensor& b) {
+  REQUIRE(a.defined());
+  REQUIRE(b.defined());
+  REQUIRE(a.sizes() == b.sizes());
+  const double scale = std::max(1.0, b.abs().max().item<double>());
+  return (a - b).abs().max().item<double>() / scale;
+}
+
+struct Inputs {
+  torch::Tensor x_TD, noise_TE, gamma_TE, dgamma_TE;
+  std::vector<torch::Tensor> parameters;  // gate W, b, hidden W, b, lo W, b, hi W, b
+};
+
+Inputs make_inputs(uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto f64 = torch::kFloat64;
+  Inputs in;
+  in.x_TD = torch::randn({kTokens, kModel}, f64);
+  in.noise_TE = torch::logit(torch::rand({kTokens, kExperts}, f64) * 0.98 + 0.01);
+  in.parameters = {torch::randn({kExperts, kModel}, f64),  torch::randn({kExperts}, f64) - 1.0,
+                   torch::randn({kHidden, kModel}, f64),   torch::randn({kHidden}, f64),
+                   torch::randn({kExperts, kHidden}, f64), torch::randn({kExperts}, f64),
+                   torch::randn({kExperts, kHidden}, f64), torch::randn({kExperts}, f64)};
+  // one α_hi head's pre-activation above softplus's threshold of 20 for most tokens
+  in.parameters[7][2] = 30.0;
+  // draws for α^q are made where α^q is known; fixed draws keep both sides on the same γ
+  in.gamma_TE = torch::rand({kTokens, kExperts}, f64) * 2.0 + 0.05;
+  in.dgamma_TE = torch::rand({kTokens, kExperts}, f64) + 0.1;
+  return in;
+}
+
+struct Outputs {
+  torch::Tensor scores, r_lm, logits, z, alpha_q, r;
+};
+
+/// The chain written as operators (dirmoe_router.h's formulas), the losses' path from x.detach()
+/// unless the losses reach x. γ's gradient with respect to α^q is dgamma, as the implicit
+/// reparameterisation gives it: γ = sg(γ) + dgamma·(α^q − sg(α^q)).
+Outputs reference_chain(const torch::Tensor& x_TD, const std::vector<torch::Tensor>& w, const Inputs& in,
+                        const DirmoeChainConstants& c) {
+  auto path = [&](const torch::Tensor& x) {
+    Outputs o;
+    const torch::Tensor linear = torch::matmul(x, w[0].t());
+    o.logits = (c.center_logits ? linear - linear.mean(1, true) : linear) + w[1];
+    o.scores = o.logits + in.noise_TE;
+    o.z = torch::sigmoid(o.scores / c.tau);
+    const torch::Tensor hidden = torch::silu(torch::matmul(x, w[2].t()) + w[3]);
+    const torch::Tensor alpha_lo = torch::softplus(torch::matmul(hidden, w[4].t()) + w[5]) + c.alpha_lo_offset;
+    const torch::Tensor alpha_hi = alpha_lo + torch::softplus(torch::matmul(hidden, w[6].t()) + w[7]) + c.alpha_eps;
+    o.alpha_q = c.lambda_q * (o.z * alpha_hi + (1.0 - o.z) * alpha_lo);
+    const torch::Tensor gamma = in.gamma_TE + in.dgamma_TE * (o.alpha_q - o.alpha_q.detach());
+    torch::Tensor theta = gamma / gamma.sum(1, true);
+    if (c.theta_mix > 0) theta = (1.0 - c.theta_mix) * theta + c.theta_mix / static_cast<double>(kExperts);
+    const torch::Tensor weighted = o.z * theta;
+    o.r = weighted / weighted.sum(1, true);
+    return o;
+  };
+  const Outputs lm = path(x_TD);
+  Outputs out = c.losses_reach_input ? lm : path(x_TD.detach());
+  out.r_lm = lm.r;
+  return out;
+}
+
+/// Σ over the outputs of a fixed random weighting: one backward pass sends a gradient into each.
+torch::Tensor probe_loss(const Outputs& o, uint64_t seed, bool lm_only) {
+  torch::manual_seed(seed);
+  auto probe = [&](const torch::Tensor& t) { return (torch::randn(t.sizes(), t.options()) * t).sum(); };
+  torch::Tensor loss = probe(o.r_lm);
+  if (lm_only) return loss;
+  return loss + probe(o.logits) + probe(o.z) + probe(o.alpha_q) + probe(o.r);
+}
+
+void check_chain(const DirmoeChainConstants& c, bool lm_only, uint64_t seed) {
+  const Inputs in = make_inputs(seed);
+  auto leaves = [&] {
+    std::vector<torch::Tensor> leaves;
+    leaves.push_back(in.x_TD.clone().requires_grad_(true));
+    for (const auto& p : in.parameters) leaves.push_back(p.clone().requires_grad_(true));
+    return leaves;
+  };
+  const std::vector<torch::Tensor> ref_leaves = leaves();
+  const Outputs ref = reference_chain(ref_leaves[0], {ref_leaves.begin() + 1, ref_leaves.end()}, in, c);
+  probe_loss(ref, seed + 100, lm_only).backward();
+
+  const std::vector<torch::Tensor> node_leaves = leaves();
+  const DirmoeChainParameters p{node_leaves[1], node_leaves[2], node_leaves[3], node_leaves[4],
+                                node_leaves[5], node_leaves[6], node_leaves[7], node_leaves[8]};
+  bool draw_saw_a_gradient = true;
+  const dirmoe::GammaDrawFunction draw = [&](const torch::Tensor& alpha_q_TE) {
+    draw_saw_a_gradient = alpha_q_TE.requires_grad() || torch::GradMode::is_enabled();
+    return std::make_pair(in.gamma_TE, in.dgamma_TE);
+  };
+  const dirmoe::DirmoeChainOutput out = dirmoe::dirmoe_routing_chain(node_leaves[0], p, in.noise_TE, draw, c);
+  CHECK_FALSE(draw_saw_a_gradient);
+  CHECK_FALSE(out.scores_TE.requires_grad());
+  const Outputs node{out.scores_TE, out.r_lm_TE, out.logits_TE, out.z_soft_TE, out.alpha_q_TE, out.r_TE};
+  probe_loss(node, seed + 100, lm_only).backward();
+
+  CHECK(rel_error(node.scores, ref.scores) < 1e-12);
+  CHECK(rel_error(node.logits, ref.logits) < 1e-12);
+  CHECK(rel_error(node.z, ref.z) < 1e-12);
+  CHECK(rel_error(node.alpha_q, ref.alpha_q) < 1e-12);
+  CHECK(rel_error(node.r_lm, ref.r_lm) < 1e-12);
+  CHECK(rel_error(node.r, ref.r) < 1e-12);
+  const char* names[] = {"x", "gate.weight", "gate.bias", "hidden.weight", "hidden.bias",
+                         "lo.weight", "lo.bias", "hi.weight", "hi.bias"};
+  for (size_t i = 0; i < ref_leaves.size(); ++i) {
+    INFO("gradient of " << names[i]);
+    CHECK(rel_error(node_leaves[i].grad(), ref_leaves[i].grad()) < 1e-10);
+  }
+}
+
+}  // namespace routing_chain_test
+
+using routing_chain_test::check_chain;
+using routing_chain_test::Inputs;
+using routing_chain_test::make_inputs;
+
+TEST_CASE("dirmoe routing chain: outputs and gradients equal autograd through the operators", "[router][dirmoe]") {
+  DirmoeChainConstants c;
+  c.tau = 0.7;
+  c.lambda_q = 3.0;
+  c.alpha_lo_offset = 0.004;
+  c.alpha_eps = 1e-3;
+  c.theta_mix = 1e-3;
+  c.cpu_loops = GENERATE(true, false);
+  INFO("CPU loops: " << c.cpu_loops);
+  SECTION("losses on x detached, centred logits") {
+    c.losses_reach_input = false;
+    check_chain(c, false, 1);
+  }
+  SECTION("losses reaching x, logits not centred, no uniform mix") {
+    c.losses_reach_input = true;
+    c.center_logits = false;
+    c.theta_mix = 0.0;
+    check_chain(c, false, 2);
+  }
+  SECTION("a gradient on the LM path's r alone") {
+    c.losses_reach_input = false;
+    check_chain(c, true, 3);
+  }
+}
+
+TEST_CASE("dirmoe routing chain: the CPU loops give the same values at 1 and 3 threads", "[router][dirmoe]") {
+  const Inputs in = make_inputs(4);
+  DirmoeChainConstants c;
+  const DirmoeChainParameters p{in.parameters[0], in.parameters[1], in.parameters[2], in.parameters[3],
+                                in.parameters[4], in.parameters[5], in.parameters[6], in.parameters[7]};
+  const dirmoe::GammaDrawFunction draw = [&](const torch::Tensor&) { return std::make_pair(in.gamma_TE, in.dgamma_TE); };
+  const int before = at::get_num_threads();
+  std::vector<torch::Tensor> r;
+  for (const int threads : {1, 3}) {
+    at::set_num_threads(threads);
+    r.push_back(dirmoe::dirmoe_routing_chain(in.x_TD, p, in.noise_TE, draw, c).r_lm_TE);
+  }
+  at::set_num_threads(before);
+  CHECK(torch::equal(r[0], r[1]));
+}
+
+TEST_CASE("dirmoe routing chain: bad shapes and dtypes are refused with their names", "[router][dirmoe]") {
+  const Inputs in = make_inputs(5);
+  const DirmoeChainParameters p{in.parameters[0], in.parameters[1], in.parameters[2], in.parameters[3],
+                                in.parameters[4], in.parameters[5], in.parameters[6], in.parameters[7]};
+  const dirmoe::GammaDrawFunction draw = [&](const torch::Tensor&) { return std::make_pair(in.gamma_TE, in.dgamma_TE); };
+  CHECK_THROWS_WITH(dirmoe::dirmoe_routing_chain(in.x_TD, p, in.noise_TE.narrow(0, 0, 3), draw, {}),
+                    Catch::Contains("noise has shape"));
+  CHECK_THROWS_WITH(dirmoe::dirmoe_routing_chain(in.x_TD.to(torch::kBFloat16), p, in.noise_TE, draw, {}),
+                    Catch::Contains("float32 or float64"));
+  CHECK_THROWS_WITH(dirmoe::dirmoe_routing_chain(in.x_TD.to(torch::kFloat32), p, in.noise_TE, draw, {}),
+                    Catch::Contains("x's dtype"));
+}
