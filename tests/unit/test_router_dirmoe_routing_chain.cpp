@@ -30,7 +30,9 @@ struct Inputs {
   std::vector<torch::Tensor> parameters;  // gate W, b, hidden W, b, lo W, b, hi W, b
 };
 
-Inputs make_inputs(uint64_t seed) {
+/// `hi_bias` is one α_hi head's bias: beyond softplus's threshold of 20 for most tokens (at 100, exp
+/// overflows float32: the threshold is what keeps α^q finite there).
+Inputs make_inputs(uint64_t seed, double hi_bias = 30.0) {
   torch::manual_seed(seed);
   const auto f64 = torch::kFloat64;
   Inputs in;
@@ -40,8 +42,7 @@ Inputs make_inputs(uint64_t seed) {
                    torch::randn({kHidden, kModel}, f64),   torch::randn({kHidden}, f64),
                    torch::randn({kExperts, kHidden}, f64), torch::randn({kExperts}, f64),
                    torch::randn({kExperts, kHidden}, f64), torch::randn({kExperts}, f64)};
-  // one α_hi head's pre-activation above softplus's threshold of 20 for most tokens
-  in.parameters[7][2] = 30.0;
+  in.parameters[7][2] = hi_bias;
   // draws for α^q are made where α^q is known; fixed draws keep both sides on the same γ
   in.gamma_TE = torch::rand({kTokens, kExperts}, f64) * 2.0 + 0.05;
   in.dgamma_TE = torch::rand({kTokens, kExperts}, f64) + 0.1;
@@ -80,58 +81,79 @@ Outputs reference_chain(const torch::Tensor& x_TD, const std::vector<torch::Tens
   return out;
 }
 
-/// Σ over the outputs of a fixed random weighting: one backward pass sends a gradient into each.
-torch::Tensor probe_loss(const Outputs& o, uint64_t seed, bool lm_only) {
+/// Which outputs the probe loss reads.
+enum class Probed { all, lm_only, losses_only };
+
+/// Σ over the outputs of a fixed random weighting (float64 weights, so that a float32 run and its
+/// float64 reference see the same loss): one backward pass sends a gradient into each.
+torch::Tensor probe_loss(const Outputs& o, uint64_t seed, Probed probed) {
   torch::manual_seed(seed);
-  auto probe = [&](const torch::Tensor& t) { return (torch::randn(t.sizes(), t.options()) * t).sum(); };
-  torch::Tensor loss = probe(o.r_lm);
-  if (lm_only) return loss;
-  return loss + probe(o.logits) + probe(o.z) + probe(o.alpha_q) + probe(o.r);
+  auto probe = [&](const torch::Tensor& t) {
+    return (torch::randn(t.sizes(), torch::kFloat64).to(t.scalar_type()) * t).sum();
+  };
+  torch::Tensor loss;
+  if (probed != Probed::losses_only) loss = probe(o.r_lm);
+  if (probed == Probed::lm_only) return loss;
+  const torch::Tensor losses = probe(o.logits) + probe(o.z) + probe(o.alpha_q) + probe(o.r);
+  return loss.defined() ? loss + losses : losses;
 }
 
-void check_chain(const DirmoeChainConstants& c, bool lm_only, uint64_t seed) {
-  const Inputs in = make_inputs(seed);
-  auto leaves = [&] {
+/// The node against the operators' reference in float64. With dtype float32 the node runs on the
+/// inputs rounded to float32 and is compared with the float64 reference of those inputs at `tolerance`.
+void check_chain(const DirmoeChainConstants& c, Probed probed, uint64_t seed,
+                 torch::ScalarType dtype = torch::kFloat64, double hi_bias = 30.0, double tolerance = 1e-10) {
+  Inputs in = make_inputs(seed, hi_bias);
+  if (dtype != torch::kFloat64) {
+    for (torch::Tensor* t : {&in.x_TD, &in.noise_TE, &in.gamma_TE, &in.dgamma_TE}) *t = t->to(dtype).to(torch::kFloat64);
+    for (auto& p : in.parameters) p = p.to(dtype).to(torch::kFloat64);
+  }
+  auto leaves = [&](torch::ScalarType type) {
     std::vector<torch::Tensor> leaves;
-    leaves.push_back(in.x_TD.clone().requires_grad_(true));
-    for (const auto& p : in.parameters) leaves.push_back(p.clone().requires_grad_(true));
+    leaves.push_back(in.x_TD.to(type).clone().requires_grad_(true));
+    for (const auto& p : in.parameters) leaves.push_back(p.to(type).clone().requires_grad_(true));
     return leaves;
   };
-  const std::vector<torch::Tensor> ref_leaves = leaves();
+  const std::vector<torch::Tensor> ref_leaves = leaves(torch::kFloat64);
   const Outputs ref = reference_chain(ref_leaves[0], {ref_leaves.begin() + 1, ref_leaves.end()}, in, c);
-  probe_loss(ref, seed + 100, lm_only).backward();
+  probe_loss(ref, seed + 100, probed).backward();
 
-  const std::vector<torch::Tensor> node_leaves = leaves();
+  const std::vector<torch::Tensor> node_leaves = leaves(dtype);
   const DirmoeChainParameters p{node_leaves[1], node_leaves[2], node_leaves[3], node_leaves[4],
                                 node_leaves[5], node_leaves[6], node_leaves[7], node_leaves[8]};
   bool draw_saw_a_gradient = true;
   const dirmoe::GammaDrawFunction draw = [&](const torch::Tensor& alpha_q_TE) {
     draw_saw_a_gradient = alpha_q_TE.requires_grad() || torch::GradMode::is_enabled();
-    return std::make_pair(in.gamma_TE, in.dgamma_TE);
+    return std::make_pair(in.gamma_TE.to(dtype), in.dgamma_TE.to(dtype));
   };
-  const dirmoe::DirmoeChainOutput out = dirmoe::dirmoe_routing_chain(node_leaves[0], p, in.noise_TE, draw, c);
+  const dirmoe::DirmoeChainOutput out = dirmoe::dirmoe_routing_chain(node_leaves[0], p, in.noise_TE.to(dtype), draw, c);
   CHECK_FALSE(draw_saw_a_gradient);
   CHECK_FALSE(out.scores_TE.requires_grad());
   const Outputs node{out.scores_TE, out.r_lm_TE, out.logits_TE, out.z_soft_TE, out.alpha_q_TE, out.r_TE};
-  probe_loss(node, seed + 100, lm_only).backward();
+  probe_loss(node, seed + 100, probed).backward();
 
-  CHECK(rel_error(node.scores, ref.scores) < 1e-12);
-  CHECK(rel_error(node.logits, ref.logits) < 1e-12);
-  CHECK(rel_error(node.z, ref.z) < 1e-12);
-  CHECK(rel_error(node.alpha_q, ref.alpha_q) < 1e-12);
-  CHECK(rel_error(node.r_lm, ref.r_lm) < 1e-12);
-  CHECK(rel_error(node.r, ref.r) < 1e-12);
+  const double value_tolerance = dtype == torch::kFloat64 ? 1e-12 : tolerance;
+  for (const auto& [name, a, b] : std::vector<std::tuple<std::string, torch::Tensor, torch::Tensor>>{
+           {"scores", node.scores, ref.scores}, {"logits", node.logits, ref.logits}, {"z", node.z, ref.z},
+           {"alpha_q", node.alpha_q, ref.alpha_q}, {"r_lm", node.r_lm, ref.r_lm}, {"r", node.r, ref.r}}) {
+    INFO("output " << name);
+    CHECK(torch::isfinite(a).all().item<bool>());
+    CHECK(rel_error(a.to(torch::kFloat64), b) < value_tolerance);
+  }
   const char* names[] = {"x", "gate.weight", "gate.bias", "hidden.weight", "hidden.bias",
                          "lo.weight", "lo.bias", "hi.weight", "hi.bias"};
   for (size_t i = 0; i < ref_leaves.size(); ++i) {
     INFO("gradient of " << names[i]);
-    CHECK(rel_error(node_leaves[i].grad(), ref_leaves[i].grad()) < 1e-10);
+    // the losses' path alone on x detached: x gets no gradient at all (not a tensor of zeros)
+    REQUIRE(node_leaves[i].grad().defined() == ref_leaves[i].grad().defined());
+    if (!ref_leaves[i].grad().defined()) continue;
+    CHECK(rel_error(node_leaves[i].grad().to(torch::kFloat64), ref_leaves[i].grad()) < tolerance);
   }
 }
 
 }  // namespace routing_chain_test
 
 using routing_chain_test::check_chain;
+using routing_chain_test::Probed;
 using routing_chain_test::Inputs;
 using routing_chain_test::make_inputs;
 
@@ -146,34 +168,62 @@ TEST_CASE("dirmoe routing chain: outputs and gradients equal autograd through th
   INFO("CPU loops: " << c.cpu_loops);
   SECTION("losses on x detached, centred logits") {
     c.losses_reach_input = false;
-    check_chain(c, false, 1);
+    check_chain(c, Probed::all, 1);
   }
   SECTION("losses reaching x, logits not centred, no uniform mix") {
     c.losses_reach_input = true;
     c.center_logits = false;
     c.theta_mix = 0.0;
-    check_chain(c, false, 2);
+    check_chain(c, Probed::all, 2);
   }
-  SECTION("a gradient on the LM path's r alone") {
+  SECTION("losses on x detached, logits not centred") {
     c.losses_reach_input = false;
-    check_chain(c, true, 3);
+    c.center_logits = false;
+    check_chain(c, Probed::all, 6);
+  }
+  SECTION("a gradient on the LM path's r alone, losses on x detached and attached") {
+    c.losses_reach_input = false;
+    check_chain(c, Probed::lm_only, 3);
+    c.losses_reach_input = true;
+    check_chain(c, Probed::lm_only, 7);
+  }
+  SECTION("a gradient on the losses' outputs alone, losses on x detached and attached") {
+    c.losses_reach_input = false;
+    check_chain(c, Probed::losses_only, 8);
+    c.losses_reach_input = true;
+    check_chain(c, Probed::losses_only, 9);
+  }
+  SECTION("float32, one α_hi pre-activation at 100 (exp overflows float32 without softplus's threshold)") {
+    c.losses_reach_input = false;
+    check_chain(c, Probed::all, 10, torch::kFloat32, 100.0, 2e-4);
   }
 }
 
-TEST_CASE("dirmoe routing chain: the CPU loops give the same values at 1 and 3 threads", "[router][dirmoe]") {
+TEST_CASE("dirmoe routing chain: the CPU loops give the same values and gradients at 1 and 3 threads",
+          "[router][dirmoe]") {
+  // T = 613 tokens: three blocks of the loops' 256-row grain, so 3 threads split them
   const Inputs in = make_inputs(4);
   DirmoeChainConstants c;
-  const DirmoeChainParameters p{in.parameters[0], in.parameters[1], in.parameters[2], in.parameters[3],
-                                in.parameters[4], in.parameters[5], in.parameters[6], in.parameters[7]};
   const dirmoe::GammaDrawFunction draw = [&](const torch::Tensor&) { return std::make_pair(in.gamma_TE, in.dgamma_TE); };
   const int before = at::get_num_threads();
-  std::vector<torch::Tensor> r;
+  std::vector<torch::Tensor> r, grad_x, grad_hidden;
   for (const int threads : {1, 3}) {
     at::set_num_threads(threads);
-    r.push_back(dirmoe::dirmoe_routing_chain(in.x_TD, p, in.noise_TE, draw, c).r_lm_TE);
+    std::vector<torch::Tensor> w;
+    for (const auto& p : in.parameters) w.push_back(p.clone().requires_grad_(true));
+    const torch::Tensor x = in.x_TD.clone().requires_grad_(true);
+    const dirmoe::DirmoeChainOutput out = dirmoe::dirmoe_routing_chain(
+        x, DirmoeChainParameters{w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]}, in.noise_TE, draw, c);
+    (out.r_lm_TE.square().sum() + out.alpha_q_TE.sum() + out.r_TE.log().sum()).backward();
+    r.push_back(out.r_lm_TE);
+    grad_x.push_back(x.grad());
+    grad_hidden.push_back(w[2].grad());
   }
   at::set_num_threads(before);
   CHECK(torch::equal(r[0], r[1]));
+  // the loops are per token; the GEMMs and reductions around them may add in another order
+  CHECK(routing_chain_test::rel_error(grad_x[1], grad_x[0]) < 1e-12);
+  CHECK(routing_chain_test::rel_error(grad_hidden[1], grad_hidden[0]) < 1e-12);
 }
 
 TEST_CASE("dirmoe routing chain: bad shapes and dtypes are refused with their names", "[router][dirmoe]") {

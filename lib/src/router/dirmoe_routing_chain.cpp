@@ -7,10 +7,12 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/torch.h>
 
 namespace dirmoe {
-namespace {
+// a named namespace: the library's sources are compiled in unity batches, where anonymous ones merge
+namespace routing_chain_detail {
 
 using torch::Tensor;
 using torch::autograd::AutogradContext;
@@ -330,8 +332,15 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
     forward_before_draw(product_TO.narrow(1, 0, e), raw_T2E, noise_TE, gate_bias_E, c, loops, v);
     // γ ~ Gamma(α^q), rounded to α^q's dtype as the draws' reparameterisation returns them
     auto [gamma_TE, dgamma_dalpha_TE] = (*args.draw)(v.alpha_q_TE);
+    TORCH_CHECK(gamma_TE.defined() && dgamma_dalpha_TE.defined() && gamma_TE.sizes() == v.alpha_q_TE.sizes() &&
+                    gamma_TE.device() == v.alpha_q_TE.device(),
+                "dirmoe_routing_chain: the Gamma draws must have α^q's shape ", v.alpha_q_TE.sizes(), " and device");
     forward_after_draw(gamma_TE.to(v.alpha_q_TE.scalar_type()), c, loops, v);
 
+    const Tensor dgamma_TE = dgamma_dalpha_TE.to(v.alpha_q_TE.scalar_type());
+    TORCH_CHECK(dgamma_TE.sizes() == v.alpha_q_TE.sizes() && dgamma_TE.device() == v.alpha_q_TE.device(),
+                "dirmoe_routing_chain: dγ/dα^q must have α^q's shape ", v.alpha_q_TE.sizes(), " and device, got ",
+                dgamma_TE.sizes());
     ctx->saved_data["center_logits"] = c.center_logits;
     ctx->saved_data["tau"] = c.tau;
     ctx->saved_data["lambda_q"] = c.lambda_q;
@@ -339,16 +348,10 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
     ctx->saved_data["theta_mix"] = c.theta_mix;
     ctx->saved_data["losses_reach_input"] = c.losses_reach_input;
     ctx->saved_data["loops"] = loops;
-    ctx->saved_data["weight_OD"] = weight_OD;
-    ctx->saved_data["pre_TH"] = pre_TH;
-    ctx->saved_data["hidden_TH"] = hidden_TH;
-    ctx->saved_data["heads_weight_2EH"] = heads_weight_2EH;
-    ctx->saved_data["raw_T2E"] = raw_T2E;
-    ctx->saved_data["slab_gap_TE"] = v.slab_gap_TE;
-    ctx->saved_data["theta_TE"] = v.theta_TE;
-    ctx->saved_data["gamma_sum_T1"] = v.gamma_sum_T1;
-    ctx->saved_data["dgamma_dalpha_TE"] = dgamma_dalpha_TE.to(v.alpha_q_TE.scalar_type());
-    ctx->save_for_backward({x_TD, v.z_TE, v.r_TE});  // z̃ and r: outputs
+    // every tensor through save_for_backward: released after the backward, and checked for in-place
+    // changes (z̃ and r are outputs)
+    ctx->save_for_backward({x_TD, v.z_TE, v.r_TE, weight_OD, pre_TH, hidden_TH, heads_weight_2EH, raw_T2E,
+                            v.slab_gap_TE, v.theta_TE, v.gamma_sum_T1, dgamma_TE});
     ctx->mark_non_differentiable({v.scores_TE});
     ctx->set_materialize_grads(false);
     return {v.scores_TE, v.r_TE, v.logits_TE, v.z_TE, v.alpha_q_TE, v.r_TE.clone()};
@@ -356,7 +359,8 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     RECORD_FUNCTION("dirmoe::routing_chain_backward", std::vector<c10::IValue>());
-    auto tensor = [&](const char* name) { return ctx->saved_data[name].toTensor(); };
+    TORCH_CHECK(!torch::GradMode::is_enabled(),
+                "dirmoe_routing_chain: its backward is not differentiable (no create_graph / double backward)");
     DirmoeChainConstants c;
     c.center_logits = ctx->saved_data["center_logits"].toBool();
     c.tau = ctx->saved_data["tau"].toDouble();
@@ -370,15 +374,15 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
     ChainValues v;
     v.z_TE = saved[1];
     v.r_TE = saved[2];
-    v.slab_gap_TE = tensor("slab_gap_TE");
-    v.theta_TE = tensor("theta_TE");
-    v.gamma_sum_T1 = tensor("gamma_sum_T1");
-    const Tensor dgamma_dalpha_TE = tensor("dgamma_dalpha_TE");
-    const Tensor weight_OD = tensor("weight_OD");
-    const Tensor pre_TH = tensor("pre_TH");
-    const Tensor hidden_TH = tensor("hidden_TH");
-    const Tensor heads_weight_2EH = tensor("heads_weight_2EH");
-    const Tensor raw_T2E = tensor("raw_T2E");
+    const Tensor& weight_OD = saved[3];
+    const Tensor& pre_TH = saved[4];
+    const Tensor& hidden_TH = saved[5];
+    const Tensor& heads_weight_2EH = saved[6];
+    const Tensor& raw_T2E = saved[7];
+    v.slab_gap_TE = saved[8];
+    v.theta_TE = saved[9];
+    v.gamma_sum_T1 = saved[10];
+    const Tensor& dgamma_dalpha_TE = saved[11];
     const int64_t t = x_TD.size(0), e = v.z_TE.size(1), h = pre_TH.size(1);
     // grads: scores (not differentiable), r_lm; then the losses' path: ℓ, z̃, α^q, r
     const Tensor& g_r_lm_TE = grads[1];
@@ -388,7 +392,8 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
     // paths' gradients summed through it once, x the LM path's alone (a second pass) unless the
     // losses reach the input too.
     const bool x_grad = ctx->needs_input_grad(0);
-    const bool want_lm = x_grad && !c.losses_reach_input;
+    // x's gradient is the LM path's alone: none where the LM path got none (a loss of the losses' path alone)
+    const bool want_lm = x_grad && !c.losses_reach_input && g_r_lm_TE.defined();
     PathGradients lm, sum;
     if (loops) {
       backward_loops(v, dgamma_dalpha_TE, raw_T2E, c, g_r_lm_TE, g_r_TE, g_logits_TE, g_z_TE, g_alpha_q_TE, want_lm, lm,
@@ -418,12 +423,17 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
     };
     const Tensor g_product_sum_TO = product_gradient(sum);
     Tensor g_x_TD;
-    if (x_grad) g_x_TD = torch::mm(want_lm ? product_gradient(lm) : g_product_sum_TO, weight_OD);
-    const Tensor g_weight_OD = torch::mm(g_product_sum_TO.t(), x_TD);
+    if (want_lm) {
+      g_x_TD = torch::mm(product_gradient(lm), weight_OD);
+    } else if (x_grad && c.losses_reach_input) {
+      g_x_TD = torch::mm(g_product_sum_TO, weight_OD);
+    }
+    Tensor g_weight_OD;
+    if (ctx->needs_input_grad(1) || ctx->needs_input_grad(3)) g_weight_OD = torch::mm(g_product_sum_TO.t(), x_TD);
     const Tensor g_hidden_bias_H = g_product_sum_TO.narrow(1, e, h).sum(0);
     const Tensor g_gate_bias_E = sum.logits_TE.defined() ? sum.logits_TE.sum(0) : Tensor();
     Tensor g_lo_weight, g_hi_weight, g_lo_bias, g_hi_bias;
-    if (sum.raw_T2E.defined()) {
+    if (sum.raw_T2E.defined() && (ctx->needs_input_grad(5) || ctx->needs_input_grad(7))) {
       const Tensor g_heads_weight_2EH = torch::mm(sum.raw_T2E.t(), hidden_TH);
       const Tensor g_heads_bias_2E = sum.raw_T2E.sum(0);
       g_lo_weight = g_heads_weight_2EH.narrow(0, 0, e);
@@ -431,13 +441,18 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
       g_lo_bias = g_heads_bias_2E.narrow(0, 0, e);
       g_hi_bias = g_heads_bias_2E.narrow(0, e, e);
     }
-    return {g_x_TD,      g_weight_OD.narrow(0, 0, e), g_gate_bias_E, g_weight_OD.narrow(0, e, h), g_hidden_bias_H,
-            g_lo_weight, g_lo_bias,                   g_hi_weight,   g_hi_bias,                   Tensor(),
+    Tensor g_gate_weight_ED, g_hidden_weight_HD;
+    if (g_weight_OD.defined()) {
+      g_gate_weight_ED = g_weight_OD.narrow(0, 0, e);
+      g_hidden_weight_HD = g_weight_OD.narrow(0, e, h);
+    }
+    return {g_x_TD,      g_gate_weight_ED, g_gate_bias_E, g_hidden_weight_HD, g_hidden_bias_H,
+            g_lo_weight, g_lo_bias,        g_hi_weight,   g_hi_bias,          Tensor(),
             Tensor()};
   }
 };
 
-}  // namespace
+}  // namespace routing_chain_detail
 
 DirmoeChainOutput dirmoe_routing_chain(const torch::Tensor& x_TD, const DirmoeChainParameters& p,
                                        const torch::Tensor& noise_TE, const GammaDrawFunction& draw,
@@ -457,7 +472,15 @@ DirmoeChainOutput dirmoe_routing_chain(const torch::Tensor& x_TD, const DirmoeCh
     TORCH_CHECK(t->scalar_type() == dtype && t->device() == x_TD.device(),
                 "dirmoe_routing_chain: the parameters must have x's dtype and device");
   }
+  TORCH_CHECK(noise_TE.device() == x_TD.device(), "dirmoe_routing_chain: noise on ", noise_TE.device(), ", x on ",
+              x_TD.device());
   RECORD_FUNCTION("dirmoe::routing_chain", std::vector<c10::IValue>());
+  // in the parameters' dtype whatever the caller's autocast state (the loops read float32/float64;
+  // moe_layer.cpp turns autocast off around the router anyway)
+  const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  using routing_chain_detail::ChainArguments;
+  using routing_chain_detail::DirmoeRoutingChain;
+  using torch::autograd::variable_list;
   const ChainArguments args{&draw, constants};
   const variable_list out =
       DirmoeRoutingChain::apply(x_TD, p.gate_weight_ED, p.gate_bias_E, p.hidden_weight_HD, p.hidden_bias_H,

@@ -31,6 +31,9 @@ namespace dirmoe {
 /// expectation of (n − k)² for the hard count n under the noise ("expected"); dirmoe_kl_bern = β_z·Σ_i KL(Bern(σ(ℓ_i/τ)) ‖ Bern(π));
 /// dirmoe_usage_kl = β_u·Σ_e KL(Bern(mean_t σ(ℓ_te)) ‖ Bern(π)); dirmoe_balance = α·E·Σ_e f_e·P_e.
 /// The last three are present only when their coefficients are > 0.
+/// In training with weights "all" the chain from x to r (gate, α MLP, selection, α^q, θ, r) runs as one
+/// autograd node with a hand-written backward (dirmoe_routing_chain.h); elsewhere (evaluation, other
+/// weights, half-precision parameters, no gradients) as operators.
 ///
 /// With sparsity_control > 1, λ_s is the buffer "lambda_sparsity" (checkpointed), moved once per
 /// optimiser step by update_controller() from the mean selected experts (before the fallback) of

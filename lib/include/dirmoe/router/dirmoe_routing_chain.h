@@ -9,7 +9,8 @@
 // forward and twice as many backward, and with aux_detach_input the losses' path ran all of it a
 // second time on the same values (same products, noise and Gamma draws), only to keep its gradient
 // off the router input. Here the forward runs once and feeds both paths' outputs; the backward
-// applies the chain's Jacobian to each path's gradient, and x receives the LM path's alone. On the
+// applies the chain's Jacobian to the sum of both paths' gradients (the parameters' gradients) and,
+// when the losses must not reach x, to the LM path's alone (x's gradient). On the
 // CPU the element-wise parts run as loops over tokens (one pass forward before and one after the
 // Gamma draw, one backward); elsewhere as tensor operators. bench/README.md has the profiles.
 #include <cstdint>
