@@ -111,37 +111,14 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
   const auto param_dtype = gate->weight.scalar_type();
   const torch::Tensor x = x_TD.to(param_dtype);
 
-  // heads (under bf16/fp16 autocast their outputs are brought back to float32)
+  // the [T, E] quantities in at least float32 (half-precision parameters: bf16/fp16 products widened)
   auto wide_type = [](torch::ScalarType t) {
     return t == torch::kBFloat16 || t == torch::kHalf ? torch::kFloat32 : t;
   };
-  auto wide = [&](const torch::Tensor& t) { return t.to(wide_type(t.scalar_type())); };
-  struct Heads {
-    torch::Tensor logits_TE, alpha_lo_TE, alpha_hi_TE;
-  };
   // In training with weights "all" the chain from x to r runs as one node (dirmoe_routing_chain.h);
-  // elsewhere (evaluation, the other weights, half-precision parameters) as the operators below.
+  // elsewhere (evaluation, the other weights, half-precision parameters, no gradients) as operators.
   const bool fused_chain = is_training() && torch::GradMode::is_enabled() && cfg_.weights == "all" &&
                            (param_dtype == torch::kFloat32 || param_dtype == torch::kFloat64);
-  // The operators' path. The gate and the α MLP's first layer read the same x: one GEMM for both,
-  // [T, E + H]. With aux_detach_input the auxiliary losses read a second copy of that product whose
-  // gradient stops at x (shared_input_linear), instead of a second forward from x.detach().
-  // α_lo and α_hi read the same hidden layer, one [T, H]·[H, 2E] GEMM for both (their weights
-  // concatenated once per forward, 2E × H floats), split after.
-  const bool detached_loss_path = cfg_.aux_detach_input && x.requires_grad();
-  std::vector<torch::Tensor> products_TO;
-  torch::Tensor alpha_heads_weight, alpha_heads_bias;
-  auto heads = [&](const torch::Tensor& product_TO) {
-    Heads h;
-    const torch::Tensor linear_TE = wide(product_TO.narrow(1, 0, e));
-    const torch::Tensor centered_TE = cfg_.center_logits ? linear_TE - linear_TE.mean(1, /*keepdim=*/true) : linear_TE;
-    h.logits_TE = centered_TE + gate->bias.to(linear_TE.scalar_type());
-    const torch::Tensor hidden_TH = torch::silu(product_TO.narrow(1, e, product_TO.size(1) - e) + alpha_hidden->bias);
-    const torch::Tensor raw_T2E = torch::softplus(wide(torch::addmm(alpha_heads_bias, hidden_TH, alpha_heads_weight.t())));
-    h.alpha_lo_TE = raw_T2E.narrow(1, 0, e) + (schedule_.a_lo + eps);
-    h.alpha_hi_TE = h.alpha_lo_TE + raw_T2E.narrow(1, e, e) + eps;
-    return h;
-  };
   // dispatch: from the scores ℓ + g (ℓ at eval), the selection before the fallback and the mask
   torch::Tensor mask_TE;
   torch::Tensor empty_T;
@@ -189,7 +166,7 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
 
   // What the LM path and the auxiliary losses read. The losses' values are those of the LM path; with
   // aux_detach_input their gradient reaches the router's parameters but not the residual stream x (H8).
-  torch::Tensor r_TE, weights_TE, aux_logits_TE, aux_z_soft_TE, aux_alpha_q_TE, aux_r_TE;
+  torch::Tensor weights_TE, aux_logits_TE, aux_z_soft_TE, aux_alpha_q_TE, aux_r_TE;
   if (fused_chain) {
     // the chain from x to r as one node with a hand-written backward (dirmoe_routing_chain.h)
     DirmoeChainConstants constants;
@@ -208,16 +185,39 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
     };
     const DirmoeChainOutput chain = dirmoe_routing_chain(x, parameters, noise_TE, draw_with_grad, constants);
     select(chain.scores_TE);
-    r_TE = chain.r_lm_TE;
-    weights_TE = chain.r_lm_TE * mask_TE.to(r_TE.scalar_type());
+    weights_TE = chain.r_lm_TE * mask_TE.to(chain.r_lm_TE.scalar_type());
     aux_logits_TE = chain.logits_TE;
     aux_z_soft_TE = chain.z_soft_TE;
     aux_alpha_q_TE = chain.alpha_q_TE;
     aux_r_TE = chain.r_TE;
   } else {
-    products_TO = shared_input_linear(x, {gate->weight, alpha_hidden->weight}, detached_loss_path);
-    alpha_heads_weight = torch::cat({alpha_lo->weight, alpha_hi->weight}, 0);
-    alpha_heads_bias = torch::cat({alpha_lo->bias, alpha_hi->bias}, 0);
+    // The gate and the α MLP's first layer read the same x: one GEMM for both, [T, E + H]. With
+    // aux_detach_input the auxiliary losses read a second copy of that product whose gradient stops
+    // at x (shared_input_linear), instead of a second forward from x.detach().
+    const bool detached_loss_path = cfg_.aux_detach_input && x.requires_grad();
+    const std::vector<torch::Tensor> products_TO =
+        shared_input_linear(x, {gate->weight, alpha_hidden->weight}, detached_loss_path);
+    // α_lo and α_hi read the same hidden layer: one [T, H]·[H, 2E] GEMM for both (their weights
+    // concatenated once per forward, 2E × H floats), split after.
+    const torch::Tensor alpha_heads_weight = torch::cat({alpha_lo->weight, alpha_hi->weight}, 0);
+    const torch::Tensor alpha_heads_bias = torch::cat({alpha_lo->bias, alpha_hi->bias}, 0);
+    auto wide = [&](const torch::Tensor& t) { return t.to(wide_type(t.scalar_type())); };
+    struct Heads {
+      torch::Tensor logits_TE, alpha_lo_TE, alpha_hi_TE;
+    };
+    auto heads = [&](const torch::Tensor& product_TO) {
+      Heads h;
+      const torch::Tensor linear_TE = wide(product_TO.narrow(1, 0, e));
+      const torch::Tensor centered_TE =
+          cfg_.center_logits ? linear_TE - linear_TE.mean(1, /*keepdim=*/true) : linear_TE;
+      h.logits_TE = centered_TE + gate->bias.to(linear_TE.scalar_type());
+      const torch::Tensor hidden_TH = torch::silu(product_TO.narrow(1, e, product_TO.size(1) - e) + alpha_hidden->bias);
+      const torch::Tensor raw_T2E =
+          torch::softplus(wide(torch::addmm(alpha_heads_bias, hidden_TH, alpha_heads_weight.t())));
+      h.alpha_lo_TE = raw_T2E.narrow(1, 0, e) + (schedule_.a_lo + eps);
+      h.alpha_hi_TE = h.alpha_lo_TE + raw_T2E.narrow(1, e, e) + eps;
+      return h;
+    };
     const Heads lm = heads(products_TO[0]);
     const torch::Tensor scores_TE = noise_TE.defined() ? lm.logits_TE + noise_TE : lm.logits_TE;
     const torch::Tensor z_soft_TE = torch::sigmoid(scores_TE / tau);
@@ -259,6 +259,7 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
       const torch::Tensor w = masked_TE / masked_TE.sum(1, /*keepdim=*/true);
       return std::make_pair(w, w);
     };
+    torch::Tensor r_TE;
     std::tie(r_TE, weights_TE) = routing_weights(scores_TE, z_soft_TE, theta_TE);
 
     aux_logits_TE = lm.logits_TE;
