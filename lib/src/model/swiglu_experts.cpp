@@ -2,11 +2,10 @@
 
 #include <vector>
 
-#include <ATen/Parallel.h>
-#include <ATen/ThreadLocalState.h>
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include "dirmoe/core/intra_op_parallel.h"
 #include "dirmoe/model/expert_partition.h"
 
 namespace dirmoe {
@@ -116,9 +115,7 @@ class SwigluSegments : public torch::autograd::Function<SwigluSegments> {
       for (const ExpertBlock& b : parts[0]) fn(b);
       return;
     }
-    const at::ThreadLocalState caller_state;
-    at::parallel_for(0, static_cast<int64_t>(parts.size()), 1, [&](int64_t begin, int64_t end) {
-      const at::ThreadLocalStateGuard state_guard(caller_state);
+    parallel_for_with_caller_state(0, static_cast<int64_t>(parts.size()), 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         for (const ExpertBlock& b : parts[static_cast<size_t>(p)]) fn(b);
       }

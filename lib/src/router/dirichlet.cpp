@@ -2,9 +2,9 @@
 
 #include <cmath>
 
-#include <ATen/Parallel.h>
-#include <ATen/ThreadLocalState.h>
 #include <torch/torch.h>
+
+#include "dirmoe/core/intra_op_parallel.h"
 
 namespace dirmoe {
 namespace {
@@ -50,11 +50,7 @@ torch::Tensor gamma_sample_grad(const torch::Tensor& alpha, const torch::Tensor&
     constexpr int64_t kBlock = 4096;
     if (alpha_flat.numel() < 2 * kBlock) return at::_standard_gamma_grad(alpha_flat, sample_flat).view(alpha.sizes());
     const torch::Tensor out_flat = torch::empty_like(alpha_flat);
-    // OpenMP's threads do not inherit LibTorch's thread-local state (grad mode, inference mode): the
-    // caller's goes with each block
-    const at::ThreadLocalState caller_state;
-    at::parallel_for(0, alpha_flat.numel(), kBlock, [&](int64_t begin, int64_t end) {
-      const at::ThreadLocalStateGuard state_guard(caller_state);
+    parallel_for_with_caller_state(0, alpha_flat.numel(), kBlock, [&](int64_t begin, int64_t end) {
       out_flat.narrow(0, begin, end - begin)
           .copy_(at::_standard_gamma_grad(alpha_flat.narrow(0, begin, end - begin), sample_flat.narrow(0, begin, end - begin)));
     });
