@@ -1,7 +1,9 @@
 #pragma once
 // Small helpers shared by the router tests (tests/unit/test_router_*.cpp).
+#include <algorithm>
 #include <string>
 
+#include <catch2/catch.hpp>
 #include <torch/types.h>
 
 #include "dirmoe/config/config.h"
@@ -23,6 +25,17 @@ inline Config router_test_config(const std::string& type, int64_t d_model, int64
 /// max |a − b| over all elements, as a double (bool tensors compare as 0/1).
 inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+/// max |a − b| relative to max(1, max |b|), in float64 (b is the reference); REQUIREs that both are
+/// defined and of one shape.
+inline double scaled_max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  REQUIRE(a.defined());
+  REQUIRE(b.defined());
+  REQUIRE(a.sizes() == b.sizes());
+  const torch::Tensor a64 = a.to(torch::kFloat64), b64 = b.to(torch::kFloat64);
+  const double scale = std::max(1.0, b64.abs().max().item<double>());
+  return (a64 - b64).abs().max().item<double>() / scale;
 }
 
 /// A 0-dim float64 tensor carrying a scalar option to a Python reference.

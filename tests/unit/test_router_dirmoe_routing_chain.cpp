@@ -6,24 +6,17 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include "../support/router_test_util.h"
 #include "dirmoe/router/dirmoe_routing_chain.h"
 
 using dirmoe::DirmoeChainConstants;
 using dirmoe::DirmoeChainParameters;
+using dirmoe::testing::scaled_max_abs_diff;
 
 // a named namespace: the test sources are compiled in unity batches, where anonymous ones merge
 namespace routing_chain_test {
 
 constexpr int64_t kTokens = 613, kModel = 6, kExperts = 5, kHidden = 7;
-
-/// max |a − b| relative to max(1, max |b|).
-double rel_error(const torch::Tensor& a, const torch::Tensor& b) {
-  REQUIRE(a.defined());
-  REQUIRE(b.defined());
-  REQUIRE(a.sizes() == b.sizes());
-  const double scale = std::max(1.0, b.abs().max().item<double>());
-  return (a - b).abs().max().item<double>() / scale;
-}
 
 struct Inputs {
   torch::Tensor x_TD, noise_TE, gamma_TE, dgamma_TE;
@@ -137,7 +130,7 @@ void check_chain(const DirmoeChainConstants& c, Probed probed, uint64_t seed,
            {"alpha_q", node.alpha_q, ref.alpha_q}, {"r_lm", node.r_lm, ref.r_lm}, {"r", node.r, ref.r}}) {
     INFO("output " << name);
     CHECK(torch::isfinite(a).all().item<bool>());
-    CHECK(rel_error(a.to(torch::kFloat64), b) < value_tolerance);
+    CHECK(scaled_max_abs_diff(a, b) < value_tolerance);
   }
   const char* names[] = {"x", "gate.weight", "gate.bias", "hidden.weight", "hidden.bias",
                          "lo.weight", "lo.bias", "hi.weight", "hi.bias"};
@@ -146,7 +139,7 @@ void check_chain(const DirmoeChainConstants& c, Probed probed, uint64_t seed,
     // the losses' path alone on x detached: x gets no gradient at all (not a tensor of zeros)
     REQUIRE(node_leaves[i].grad().defined() == ref_leaves[i].grad().defined());
     if (!ref_leaves[i].grad().defined()) continue;
-    CHECK(rel_error(node_leaves[i].grad().to(torch::kFloat64), ref_leaves[i].grad()) < tolerance);
+    CHECK(scaled_max_abs_diff(node_leaves[i].grad(), ref_leaves[i].grad()) < tolerance);
   }
 }
 
@@ -222,8 +215,8 @@ TEST_CASE("dirmoe routing chain: the CPU loops give the same values and gradient
   at::set_num_threads(before);
   CHECK(torch::equal(r[0], r[1]));
   // the loops are per token; the GEMMs and reductions around them may add in another order
-  CHECK(routing_chain_test::rel_error(grad_x[1], grad_x[0]) < 1e-12);
-  CHECK(routing_chain_test::rel_error(grad_hidden[1], grad_hidden[0]) < 1e-12);
+  CHECK(scaled_max_abs_diff(grad_x[1], grad_x[0]) < 1e-12);
+  CHECK(scaled_max_abs_diff(grad_hidden[1], grad_hidden[0]) < 1e-12);
 }
 
 TEST_CASE("dirmoe routing chain: bad shapes and dtypes are refused with their names", "[router][dirmoe]") {
