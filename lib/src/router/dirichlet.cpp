@@ -81,13 +81,6 @@ torch::Tensor dirichlet_reparam(const torch::Tensor& alpha, const torch::Tensor&
   return gamma / gamma.sum(-1, /*keepdim=*/true);
 }
 
-torch::Tensor dirichlet_kl(const torch::Tensor& alpha_q, const torch::Tensor& alpha_p) {
-  const torch::Tensor q0 = alpha_q.sum(-1);
-  const torch::Tensor p0 = alpha_p.sum(-1);
-  return torch::lgamma(q0) - torch::lgamma(alpha_q).sum(-1) - torch::lgamma(p0) + torch::lgamma(alpha_p).sum(-1) +
-         ((alpha_q - alpha_p) * (torch::digamma(alpha_q) - torch::digamma(q0).unsqueeze(-1))).sum(-1);
-}
-
 torch::Tensor bernoulli_kl(const torch::Tensor& logits, double prior_pi) {
   TORCH_CHECK(prior_pi > 0.0 && prior_pi < 1.0, "bernoulli_kl: prior_pi must be in (0, 1), got ", prior_pi);
   const torch::Tensor log_q = torch::log_sigmoid(logits);
