@@ -325,6 +325,20 @@ struct LayerPassInputs {
     loss.backward();
   }
 
+  /// The router of `layer` alone: forward and backward of ⟨weights, g_TE⟩ + its auxiliary losses,
+  /// with a fresh noise key as moe_pass sets one (g_TE [T, E], the combine weights' upstream gradient).
+  void router_pass(MoeLayer& layer, const torch::Tensor& g_TE) const {
+    RouterImpl& router = layer->router();
+    router.zero_grad();
+    x_TD.mutable_grad() = torch::Tensor();
+    RouterNoise noise;
+    noise.key = RouterNoiseKey{/*seed=*/1, /*draw=*/next_draw++, /*layer=*/0, /*token_offset=*/0};
+    RouterOutput out = router.forward(x_TD, noise);
+    torch::Tensor loss = (out.weights_TE * g_TE).sum();
+    for (const auto& [name, v] : out.aux_losses) loss = loss + v;
+    loss.backward();
+  }
+
   /// The dense SwiGLU of one expert's size (`dense` holds one expert).
   void dense_pass(SwigluExperts& dense) const {
     dense->zero_grad();
@@ -335,8 +349,8 @@ struct LayerPassInputs {
 
 /// Forward+backward of one MoeLayer per router at E=8, k=1 (T tokens), against the topk layer,
 /// and the topk layer (fused experts, and the per-expert loop) against a dense SwiGLU of one
-/// expert's size.
-json per_layer(const Config& base, const torch::Device& device, int repeats) {
+/// expert's size; then each router alone against top-k's.
+json per_layer(const Config& base, const torch::Device& device, int repeats, int router_repeats) {
   const int64_t T = base.train.batch_size * base.model.seq_len;
   const int64_t D = base.model.d_model;
   const LayerPassInputs inputs(base, device);
@@ -406,6 +420,28 @@ json per_layer(const Config& base, const torch::Device& device, int repeats) {
       routers[name]["loop_over_topk_loop"] = s / topk_loop_s;
       routers[name]["loop_over_topk_loop_min"] = s_min / topk_loop_min;
     }
+  }
+  // The routers alone, interleaved, `router_repeats` rounds: each one's cost over top-k's in
+  // milliseconds and as a share of the top-k layer's pass. The layer ratios above carry the experts'
+  // GEMMs, whose spread from pass to pass (about 1% of a pass on a 2-core machine) is as large as the
+  // routers' differences; without them the medians settle to a few hundredths of a millisecond.
+  {
+    const torch::Tensor g_TE = torch::randn({T, base.model.n_experts}, inputs.x_TD.options());
+    std::vector<std::vector<double>> router_times(names.size());
+    for (size_t i = 0; i < names.size(); ++i) inputs.router_pass(layers[i], g_TE);  // warm-up
+    for (int r = 0; r < router_repeats; ++r) {
+      for (size_t i = 0; i < names.size(); ++i) {
+        router_times[i].push_back(time_it([&] { inputs.router_pass(layers[i], g_TE); }));
+      }
+    }
+    const double topk_router_s = median(router_times[0]);
+    for (size_t i = 0; i < names.size(); ++i) {
+      const double s = median(router_times[i]);
+      routers[names[i]]["router_seconds"] = s;
+      routers[names[i]]["router_over_topk_ms"] = (s - topk_router_s) * 1e3;
+      routers[names[i]]["router_over_topk_share_of_layer"] = (s - topk_router_s) / topk_s;
+    }
+    out["router_repeats"] = router_repeats;
   }
   out["routers"] = routers;
   const double dense_s = median(times.back());
@@ -496,7 +532,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string scale = "d512", device_name = "cpu", router = "topk", out_path;
   int64_t threads = 0, batch = 0;
-  int repeats = 4, warmup = 1, layer_repeats = 5;
+  int repeats = 4, warmup = 1, layer_repeats = 5, router_repeats = 60;
   std::vector<std::string> routers;
   bool caching_allocator = true;
   for (CLI::App* sub : {app.add_subcommand("suite", "interleaved comparisons"),
@@ -511,7 +547,9 @@ int main(int argc, char** argv) {
     sub->add_option("--out", out_path, "also write the JSON here");
     sub->add_option("--caching-allocator", caching_allocator, "install dirmoe's CPU caching allocator (dirmoe-train does)");
   }
-  app.get_subcommand("suite")->add_option("--layer-repeats", layer_repeats);
+  app.get_subcommand("suite")->add_option("--layer-repeats", layer_repeats, "interleaved MoE layer passes per layer");
+  app.get_subcommand("suite")->add_option("--router-repeats", router_repeats,
+                                          "interleaved passes of each router alone (forward and backward)");
   app.get_subcommand("suite")->add_option("--routers", routers,
                                           "configurations compared with topk (default: every registered router, "
                                           "topk+libtorch_adamw and dense)");
@@ -593,7 +631,7 @@ int main(int argc, char** argv) {
       std::cerr << "bench_suite: peak GEMM\n";
       result["peak_gemm"] = peak_gemm(device);
       std::cerr << "bench_suite: per-layer forward+backward\n";
-      result["per_layer"] = per_layer(base, device, layer_repeats);
+      result["per_layer"] = per_layer(base, device, layer_repeats, router_repeats);
       // topk stays alive; every other configuration is built in turn and interleaved with it.
       StepRunner topk("topk", variant(base, "topk"), device);
       json pairs = json::array();

@@ -220,6 +220,10 @@ def build_rows(res):
             rows.append(("2", f"layer {name} / topk", lconf,
                          f"{r['over_topk']:.3f}× (fastest {r['over_topk_min']:.3f}×; E[k] {r['active_experts']:.2f})",
                          "≤ 1.05×", r["over_topk"] <= 1.05))
+            if "router_over_topk_ms" in r:
+                rows.append(("2", f"router {name} alone − topk's, fwd+bwd", lconf,
+                             f"{r['router_over_topk_ms']:+.2f} ms ({100 * r['router_over_topk_share_of_layer']:+.1f}% "
+                             "of the topk layer pass)", "", None))
             if "loop_over_topk_loop" in r:
                 rows.append(("2", f"layer {name} / topk, both with the per-expert autograd loop", lconf,
                              f"{r['loop_over_topk_loop']:.3f}× (fastest {r['loop_over_topk_loop_min']:.3f}×; the "
