@@ -33,6 +33,7 @@ import statistics
 # Operator name (substring, lower case) → the router part that calls it. First match wins; the order
 # puts the specific names before the generic ones. Forward and backward both count.
 ROUTER_PARTS = [
+    ("dirichlet_kl", "Dirichlet KL (lgamma, digamma)"),  # the CPU node: its span and its backward
     ("lgamma", "Dirichlet KL (lgamma, digamma)"),
     ("digamma", "Dirichlet KL (lgamma, digamma)"),
     ("polygamma", "Dirichlet KL (lgamma, digamma)"),
