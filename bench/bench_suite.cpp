@@ -547,9 +547,12 @@ int main(int argc, char** argv) {
     sub->add_option("--out", out_path, "also write the JSON here");
     sub->add_option("--caching-allocator", caching_allocator, "install dirmoe's CPU caching allocator (dirmoe-train does)");
   }
-  app.get_subcommand("suite")->add_option("--layer-repeats", layer_repeats, "interleaved MoE layer passes per layer");
-  app.get_subcommand("suite")->add_option("--router-repeats", router_repeats,
-                                          "interleaved passes of each router alone (forward and backward)");
+  app.get_subcommand("suite")
+      ->add_option("--layer-repeats", layer_repeats, "interleaved MoE layer passes per layer")
+      ->check(CLI::PositiveNumber);
+  app.get_subcommand("suite")
+      ->add_option("--router-repeats", router_repeats, "interleaved passes of each router alone (forward and backward)")
+      ->check(CLI::PositiveNumber);
   app.get_subcommand("suite")->add_option("--routers", routers,
                                           "configurations compared with topk (default: every registered router, "
                                           "topk+libtorch_adamw and dense)");

@@ -2,6 +2,7 @@
 // derivative computed independently (tests/reference/gamma_implicit_grad_reference.py).
 #include <cmath>
 #include <functional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -9,7 +10,6 @@
 #include <torch/torch.h>
 
 #include "../support/python_reference.h"
-#include "../support/router_test_util.h"
 #include "dirmoe/router/dirichlet.h"
 #include "dirmoe/router/dirichlet_calibration.h"
 
@@ -141,53 +141,88 @@ TEST_CASE("Dirichlet KL on the CPU: values and both gradients match autograd thr
     return torch::lgamma(q0) - torch::lgamma(q).sum(-1) - torch::lgamma(p0) + torch::lgamma(p).sum(-1) +
            ((q - p) * (torch::digamma(q) - torch::digamma(q0).unsqueeze(-1))).sum(-1);
   };
+  // the value came from the CPU node, not from the operators' fallback (which is the formula above)
+  auto from_node = [](const torch::Tensor& value) {
+    return value.grad_fn() != nullptr && value.grad_fn()->name().find("DirichletKl") != std::string::npos;
+  };
   // α over the router's range, 0.02 to 40; 3 × 211 rows of 8 (three tasks of the loops at 3 threads)
   auto draw_alpha = [] { return torch::exp(torch::rand({3, 211, 8}, torch::kFloat64) * 7.6 - 3.9); };
   const auto q64 = draw_alpha(), p64 = draw_alpha();
   const auto w64 = torch::randn({3, 211}, torch::kFloat64);  // a loss Σ w·KL: a different gradient per row
 
+  // value, ∂/∂α_q, ∂/∂α_p of Σ w·KL (a gradient only for the arguments asked)
   auto grads_of = [&](const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& kl,
-                      const torch::Tensor& q, const torch::Tensor& p) {
-    const auto qv = q.clone().requires_grad_(true), pv = p.clone().requires_grad_(true);
+                      const torch::Tensor& q, const torch::Tensor& p, bool grad_q = true, bool grad_p = true,
+                      bool expect_node = false) {
+    const auto qv = q.clone().requires_grad_(grad_q), pv = p.clone().requires_grad_(grad_p);
     const auto value = kl(qv, pv);
+    if (expect_node) CHECK(from_node(value));
     (value * w64.to(value.scalar_type())).sum().backward();
     return std::vector<torch::Tensor>{value.detach(), qv.grad(), pv.grad()};
   };
-  const auto reference = grads_of(kl_formula, q64, p64);
-  const auto node = grads_of(dirmoe::dirichlet_kl, q64, p64);
-  CHECK(node[0].sizes() == torch::IntArrayRef({3, 211}));
-  for (int i = 0; i < 3; ++i) CHECK(dirmoe::testing::scaled_max_abs_diff(node[i], reference[i]) < 1e-10);
-
-  // central differences of Σ w·KL in a few coordinates of each argument, against the node's gradient
-  torch::NoGradGuard no_grad;
-  auto loss = [&](const torch::Tensor& q, const torch::Tensor& p) {
-    return (dirmoe::dirichlet_kl(q, p) * w64).sum().item<double>();
+  // element by element: |a − b| ≤ atol + rtol·|b|, b the float64 reference
+  auto close = [](const torch::Tensor& a, const torch::Tensor& b, double rtol, double atol) {
+    REQUIRE(a.defined());
+    REQUIRE(a.sizes() == b.sizes());
+    const auto excess = (a.to(torch::kFloat64) - b).abs() - (atol + rtol * b.abs());
+    return excess.max().item<double>() <= 0.0;
   };
-  for (const auto& [row, col] : std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {17, 3}, {420, 7}, {632, 5}}) {
-    for (int arg = 0; arg < 2; ++arg) {
-      auto q = q64.clone().view({-1, 8}), p = p64.clone().view({-1, 8});
-      torch::Tensor& moved = arg == 0 ? q : p;
-      const double x = moved[row][col].item<double>(), h = 1e-6 * x;
-      moved[row][col] = x + h;
-      const double up = loss(q.view({3, 211, 8}), p.view({3, 211, 8}));
-      moved[row][col] = x - h;
-      const double down = loss(q.view({3, 211, 8}), p.view({3, 211, 8}));
-      const double analytic = node[1 + arg].view({-1, 8})[row][col].item<double>();
-      INFO("argument " << arg << " row " << row << " column " << col);
-      CHECK((up - down) / (2 * h) == Approx(analytic).epsilon(1e-5).margin(1e-8));
+  const auto reference = grads_of(kl_formula, q64, p64);
+  const auto node = grads_of(dirmoe::dirichlet_kl, q64, p64, true, true, /*expect_node=*/true);
+  CHECK(node[0].sizes() == torch::IntArrayRef({3, 211}));
+  for (int i = 0; i < 3; ++i) CHECK(close(node[i], reference[i], 1e-10, 1e-12));
+
+  // central differences of one row's w·KL in a few coordinates of each argument, against the node's gradient
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& [row, col] : std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {17, 3}, {420, 7}, {632, 5}}) {
+      auto row_loss = [&, row = row](const torch::Tensor& q, const torch::Tensor& p) {
+        return (dirmoe::dirichlet_kl(q, p).view(-1)[row] * w64.view(-1)[row]).item<double>();
+      };
+      for (int arg = 0; arg < 2; ++arg) {
+        auto q = q64.clone().view({-1, 8}), p = p64.clone().view({-1, 8});
+        torch::Tensor& moved = arg == 0 ? q : p;
+        const double x = moved[row][col].item<double>(), h = 1e-5 * x;
+        moved[row][col] = x + h;
+        const double up = row_loss(q, p);
+        moved[row][col] = x - h;
+        const double down = row_loss(q, p);
+        const double analytic = node[1 + arg].view({-1, 8})[row][col].item<double>();
+        INFO("argument " << arg << " row " << row << " column " << col);
+        CHECK((up - down) / (2 * h) == Approx(analytic).epsilon(1e-6).margin(1e-9));
+      }
     }
   }
-  torch::GradMode::set_enabled(true);
 
-  // float32: within float32's rounding of the float64 reference
-  const auto node32 = grads_of(dirmoe::dirichlet_kl, q64.to(torch::kFloat32), p64.to(torch::kFloat32));
-  for (int i = 0; i < 3; ++i) CHECK(dirmoe::testing::scaled_max_abs_diff(node32[i], reference[i]) < 2e-4);
+  // float32: each value within float32's rounding of the float64 reference
+  const auto node32 =
+      grads_of(dirmoe::dirichlet_kl, q64.to(torch::kFloat32), p64.to(torch::kFloat32), true, true, /*expect_node=*/true);
+  for (int i = 0; i < 3; ++i) CHECK(close(node32[i], reference[i], 1e-3, 1e-4));
 
-  // non-contiguous arguments, and a gradient wanted for α_q alone
-  const auto qv = q64.transpose(0, 1).contiguous().transpose(0, 1).requires_grad_(true);  // q64's values
-  REQUIRE_FALSE(qv.is_contiguous());
-  (dirmoe::dirichlet_kl(qv, p64) * w64).sum().backward();
-  CHECK(dirmoe::testing::scaled_max_abs_diff(qv.grad(), reference[1]) < 1e-10);
+  // non-contiguous arguments; a gradient wanted for one argument alone
+  const auto q_strided = q64.transpose(0, 1).contiguous().transpose(0, 1);  // q64's values
+  REQUIRE_FALSE(q_strided.is_contiguous());
+  const auto q_only = grads_of(dirmoe::dirichlet_kl, q_strided, p64, true, false, /*expect_node=*/true);
+  CHECK(close(q_only[1], reference[1], 1e-10, 1e-12));
+  CHECK_FALSE(q_only[2].defined());
+  const auto p_only = grads_of(dirmoe::dirichlet_kl, q64, p64, false, true, /*expect_node=*/true);
+  CHECK_FALSE(p_only[1].defined());
+  CHECK(close(p_only[2], reference[2], 1e-10, 1e-12));
+
+  // one distribution (1-D arguments): a scalar KL and its gradients
+  {
+    const auto q1 = q64[1][5].clone().requires_grad_(true), p1 = p64[2][9].clone().requires_grad_(true);
+    const auto kl1 = dirmoe::dirichlet_kl(q1, p1);
+    CHECK(kl1.dim() == 0);
+    CHECK(from_node(kl1));
+    kl1.backward();
+    const auto qr = q1.detach().clone().requires_grad_(true), pr = p1.detach().clone().requires_grad_(true);
+    const auto kl1_reference = kl_formula(qr, pr);
+    kl1_reference.backward();
+    CHECK(kl1.item<double>() == Approx(kl1_reference.item<double>()).epsilon(1e-12));
+    CHECK(close(q1.grad(), qr.grad(), 1e-10, 1e-12));
+    CHECK(close(p1.grad(), pr.grad(), 1e-10, 1e-12));
+  }
 
   // the same values at 1 and 3 threads
   const int threads_before = at::get_num_threads();

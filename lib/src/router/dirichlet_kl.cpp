@@ -18,8 +18,20 @@ using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-/// Rows per task of the loops: each row is E experts of a few special-function evaluations.
+/// The loops' grain: at most one thread per 256 rows (each row is E experts of a few special-function
+/// evaluations).
 constexpr int64_t kRowsPerTask = 256;
+
+/// lnΓ(x) as std::lgamma computes it, without writing the global `signgam` (std::lgamma does, a data
+/// race when the rows run on several threads): glibc's reentrant lgammaf_r / lgamma_r.
+inline float log_gamma(float x) {
+  int sign = 0;
+  return lgammaf_r(x, &sign);
+}
+inline double log_gamma(double x) {
+  int sign = 0;
+  return lgamma_r(x, &sign);
+}
 
 /// The closed form written as operators (every device and dtype; autograd differentiates it):
 ///   lnΓ(q0) − Σ lnΓ(q_i) − lnΓ(p0) + Σ lnΓ(p_i) + Σ (q_i − p_i)(ψ(q_i) − ψ(q0)),  q0 = Σ q_i, p0 = Σ p_i.
@@ -30,9 +42,9 @@ Tensor kl_operators(const Tensor& alpha_q, const Tensor& alpha_p) {
          ((alpha_q - alpha_p) * (torch::digamma(alpha_q) - torch::digamma(q0).unsqueeze(-1))).sum(-1);
 }
 
-/// The same closed form as one node, rows of E on the intra-op threads (at least 256 rows per task).
+/// The same closed form as one node, rows of E on the intra-op threads.
 /// ψ and lnΓ element by element in the inputs' dtype, as LibTorch's CPU kernels evaluate them
-/// (calc_digamma, trigamma of ATen/native/Math.h; std::lgamma); each row's sums in double.
+/// (calc_digamma, trigamma of ATen/native/Math.h; lnΓ as std::lgamma); each row's sums in double.
 /// Backward, with g the incoming gradient of a row's KL:
 ///   ∂KL/∂q_i = (q_i − p_i)·ψ'(q_i) − ψ'(q0)·(q0 − p0)
 ///   ∂KL/∂p_i = ψ(p_i) − ψ(p0) − ψ(q_i) + ψ(q0)
@@ -64,11 +76,11 @@ class DirichletKl : public torch::autograd::Function<DirichletKl> {
             p0 += pr[i];
           }
           const T psi0 = calc_digamma(static_cast<T>(q0));
-          double sum = static_cast<double>(std::lgamma(static_cast<T>(q0))) - std::lgamma(static_cast<T>(p0));
+          double sum = static_cast<double>(log_gamma(static_cast<T>(q0))) - log_gamma(static_cast<T>(p0));
           for (int64_t i = 0; i < e; ++i) {
             const T psi = calc_digamma(qr[i]);
             psi_q[row * e + i] = psi;
-            sum += static_cast<double>(std::lgamma(pr[i])) - std::lgamma(qr[i]) +
+            sum += static_cast<double>(log_gamma(pr[i])) - log_gamma(qr[i]) +
                    (static_cast<double>(qr[i]) - pr[i]) * (static_cast<double>(psi) - psi0);
           }
           psi_q0[row] = psi0;
