@@ -549,10 +549,10 @@ int main(int argc, char** argv) {
   }
   app.get_subcommand("suite")
       ->add_option("--layer-repeats", layer_repeats, "interleaved MoE layer passes per layer")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 100000));
   app.get_subcommand("suite")
       ->add_option("--router-repeats", router_repeats, "interleaved passes of each router alone (forward and backward)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 100000));
   app.get_subcommand("suite")->add_option("--routers", routers,
                                           "configurations compared with topk (default: every registered router, "
                                           "topk+libtorch_adamw and dense)");
