@@ -49,8 +49,8 @@ Tensor kl_operators(const Tensor& alpha_q, const Tensor& alpha_p) {
 ///   ∂KL/∂q_i = (q_i − p_i)·ψ'(q_i) − ψ'(q0)·(q0 − p0)
 ///   ∂KL/∂p_i = ψ(p_i) − ψ(p0) − ψ(q_i) + ψ(q0)
 /// (the lnΓ terms give ψ(q0) − ψ(q_i), which cancels the ψ(q_i) − ψ(q0) of differentiating the factor
-/// q_i − p_i). The forward keeps ψ(q_i) and ψ(q0) for the second; the backward evaluates ψ'(q_i),
-/// ψ'(q0), ψ(p_i), ψ(p0).
+/// q_i − p_i). The forward keeps the row sums q0 and p0, ψ(q_i) and ψ(q0); the backward evaluates
+/// ψ'(q_i), ψ'(q0), ψ(p_i), ψ(p0).
 /// NOTE: at d512 (16,384 values per layer) LibTorch's digamma, lgamma and polygamma kernels ran on one
 /// thread (below their grain), and autograd's graph of the formula ran six digamma, two polygamma and
 /// four lgamma kernels per pass: 1.59 ms forward+backward against 0.68 for this node (bench/README.md,
@@ -63,20 +63,23 @@ class DirichletKl : public torch::autograd::Function<DirichletKl> {
     const Tensor kl_N = torch::empty(q.sizes().slice(0, q.dim() - 1), q.options());
     const Tensor psi_q_NE = torch::empty_like(q);
     const Tensor psi_q0_N = torch::empty_like(kl_N);
+    const Tensor q0_N = torch::empty_like(kl_N), p0_N = torch::empty_like(kl_N);  // the row sums, rounded to T
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "dirichlet_kl", [&] {
       using T = scalar_t;
       const T *qd = q.data_ptr<T>(), *pd = p.data_ptr<T>();
       T *kl = kl_N.data_ptr<T>(), *psi_q = psi_q_NE.data_ptr<T>(), *psi_q0 = psi_q0_N.data_ptr<T>();
+      T *q0_out = q0_N.data_ptr<T>(), *p0_out = p0_N.data_ptr<T>();
       at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
         for (int64_t row = begin; row < end; ++row) {
           const T *qr = qd + row * e, *pr = pd + row * e;
-          double q0 = 0.0, p0 = 0.0;
+          double q0_sum = 0.0, p0_sum = 0.0;
           for (int64_t i = 0; i < e; ++i) {
-            q0 += qr[i];
-            p0 += pr[i];
+            q0_sum += qr[i];
+            p0_sum += pr[i];
           }
-          const T psi0 = calc_digamma(static_cast<T>(q0));
-          double sum = static_cast<double>(log_gamma(static_cast<T>(q0))) - log_gamma(static_cast<T>(p0));
+          const T q0 = static_cast<T>(q0_sum), p0 = static_cast<T>(p0_sum);
+          const T psi0 = calc_digamma(q0);
+          double sum = static_cast<double>(log_gamma(q0)) - log_gamma(p0);
           for (int64_t i = 0; i < e; ++i) {
             const T psi = calc_digamma(qr[i]);
             psi_q[row * e + i] = psi;
@@ -84,11 +87,13 @@ class DirichletKl : public torch::autograd::Function<DirichletKl> {
                    (static_cast<double>(qr[i]) - pr[i]) * (static_cast<double>(psi) - psi0);
           }
           psi_q0[row] = psi0;
+          q0_out[row] = q0;
+          p0_out[row] = p0;
           kl[row] = static_cast<T>(sum);
         }
       });
     });
-    ctx->save_for_backward({q, p, psi_q_NE, psi_q0_N});
+    ctx->save_for_backward({q, p, psi_q_NE, psi_q0_N, q0_N, p0_N});
     return kl_N;
   }
 
@@ -97,6 +102,7 @@ class DirichletKl : public torch::autograd::Function<DirichletKl> {
                 "dirichlet_kl: its CPU backward is not differentiable (no create_graph / double backward)");
     const auto saved = ctx->get_saved_variables();
     const Tensor &q = saved[0], &p = saved[1], &psi_q_NE = saved[2], &psi_q0_N = saved[3];
+    const Tensor &q0_N = saved[4], &p0_N = saved[5];
     const Tensor g_N = grads[0].contiguous();
     const bool want_q = ctx->needs_input_grad(0), want_p = ctx->needs_input_grad(1);
     const int64_t e = q.size(-1), n = q.numel() / e;
@@ -107,23 +113,20 @@ class DirichletKl : public torch::autograd::Function<DirichletKl> {
       using T = scalar_t;
       const T *qd = q.data_ptr<T>(), *pd = p.data_ptr<T>(), *psi_q = psi_q_NE.data_ptr<T>();
       const T *psi_q0 = psi_q0_N.data_ptr<T>(), *g = g_N.data_ptr<T>();
+      const T *q0_in = q0_N.data_ptr<T>(), *p0_in = p0_N.data_ptr<T>();
       T* gq = want_q ? g_q.data_ptr<T>() : nullptr;
       T* gp = want_p ? g_p.data_ptr<T>() : nullptr;
       at::parallel_for(0, n, kRowsPerTask, [&](int64_t begin, int64_t end) {
         for (int64_t row = begin; row < end; ++row) {
           const T *qr = qd + row * e, *pr = pd + row * e;
-          double q0 = 0.0, p0 = 0.0;
-          for (int64_t i = 0; i < e; ++i) {
-            q0 += qr[i];
-            p0 += pr[i];
-          }
+          const T q0 = q0_in[row], p0 = p0_in[row];
           const T gr = g[row];
           if (gq != nullptr) {
-            const T common = trigamma(static_cast<T>(q0)) * (static_cast<T>(q0) - static_cast<T>(p0));
+            const T common = trigamma(q0) * (q0 - p0);
             for (int64_t i = 0; i < e; ++i) gq[row * e + i] = gr * ((qr[i] - pr[i]) * trigamma(qr[i]) - common);
           }
           if (gp != nullptr) {
-            const T common = psi_q0[row] - calc_digamma(static_cast<T>(p0));
+            const T common = psi_q0[row] - calc_digamma(p0);
             for (int64_t i = 0; i < e; ++i) {
               gp[row * e + i] = gr * (calc_digamma(pr[i]) - psi_q[row * e + i] + common);
             }
