@@ -302,7 +302,7 @@ json peak_gemm(const torch::Device& device) {
 /// layer's auxiliary losses) and its backward.
 struct LayerPassInputs {
   torch::Tensor x_TD, g_TD;
-  mutable int64_t next_draw = 0;  // the noise key's draw number of the next moe_pass
+  mutable int64_t next_draw = 0;  // the noise key's draw number of the next pass
 
   LayerPassInputs(const Config& base, const torch::Device& device) {
     const int64_t T = base.train.batch_size * base.model.seq_len;
@@ -312,11 +312,16 @@ struct LayerPassInputs {
     g_TD = torch::randn({T, base.model.d_model}, opts);
   }
 
+  /// A fresh key per pass (moe_pass, router_pass), as train_step sets one per forward.
+  RouterNoiseKey next_noise_key() const {
+    return RouterNoiseKey{/*seed=*/1, /*draw=*/next_draw++, /*layer=*/0, /*token_offset=*/0};
+  }
+
   /// One pass of `layer` with a fresh router noise key, as train_step sets one per forward: the
   /// routers then draw their noise from the counter-based streams the trainer uses
   /// (router_noise_source.h), whose cost is part of the layer's.
   void moe_pass(MoeLayer& layer) const {
-    layer->set_noise_key(RouterNoiseKey{/*seed=*/1, /*draw=*/next_draw++, /*layer=*/0, /*token_offset=*/0});
+    layer->set_noise_key(next_noise_key());
     layer->zero_grad();
     x_TD.mutable_grad() = torch::Tensor();
     MoeLayerOutput out = layer->forward(x_TD);
@@ -332,7 +337,7 @@ struct LayerPassInputs {
     router.zero_grad();
     x_TD.mutable_grad() = torch::Tensor();
     RouterNoise noise;
-    noise.key = RouterNoiseKey{/*seed=*/1, /*draw=*/next_draw++, /*layer=*/0, /*token_offset=*/0};
+    noise.key = next_noise_key();
     RouterOutput out = router.forward(x_TD, noise);
     torch::Tensor loss = (out.weights_TE * g_TE).sum();
     for (const auto& [name, v] : out.aux_losses) loss = loss + v;
