@@ -23,6 +23,8 @@
 #   h5_no_usage   chosen without the usage KL      h5_balance   chosen with Switch's balance term, α = 0.3
 #   h6_threshold  chosen with the paper's threshold dispatch (ℓ + g > 0, argmax fallback) instead of top-k
 #   soft          chosen with selection = soft (every expert computed; a dense ablation, not in the default set)
+#   h14_alpha_bf16  chosen with the α MLP's hidden layer in bf16 (alpha_mlp_precision = bf16; docs/dirmoe.md
+#                 "The α MLP in bf16"), on any device      h14_alpha_fp32  the same in float32 on any device
 #
 # The long-run study (docs/dirmoe.md "Why DirMoE stopped learning"; run with --steps 1000 or 3000 and
 # --variants "$long_variants", printed by --list-long):
@@ -85,6 +87,8 @@ variant_sets() {  # the --set arguments that make a variant, one per word
     h5_balance) echo "$p.balance_coef=0.3" ;;
     h6_threshold) echo "$p.selection=hard" ;;
     soft) echo "$p.selection=soft" ;;
+    h14_alpha_bf16) echo "$p.alpha_mlp_precision=bf16" ;;
+    h14_alpha_fp32) echo "$p.alpha_mlp_precision=fp32" ;;
     switch) ;;
     before_long) echo "$long0" ;;
     h11_u1_s1) echo "$weak" ;;

@@ -13,7 +13,9 @@ dispatched expert keeps r_i; 0: straight-through z renormalised over the dispatc
 center (1: the gate's linear part centred per token), sparsity_batch (1: the penalty on the batch
 mean of sum z_soft), sparsity_expected (1: the penalty is E[(n - k)^2] for the hard count n of
 independent Bernoulli(sigmoid(logit)) selections, computed from the mean and variance), usage_kl (beta_u of the per-expert selection-rate KL), balance (Switch-style
-coefficient on dispatched share times mean selection probability).
+coefficient on dispatched share times mean selection probability), alpha_bf16 (1, in training: the
+alpha MLP's hidden layer from bf16 operands and a bf16 product, as autocast runs a linear layer, its
+bias added in float64 after; optional, 0 when absent).
 
 The Gamma step draws gamma ~ Gamma(alpha_q, 1) here (returned as "gamma" so that the C++ side
 can reuse the same draws) and differentiates it with torch._standard_gamma_grad, the implicit
@@ -67,6 +69,7 @@ def main():
     sparsity_expected = bool(scalar(inputs, "sparsity_expected"))
     beta_u, balance_coef = scalar(inputs, "usage_kl"), scalar(inputs, "balance")
     aux_detach = bool(scalar(inputs, "aux_detach"))
+    alpha_bf16 = "alpha_bf16" in inputs and bool(scalar(inputs, "alpha_bf16")) and training
     # the usage and sparsity coefficients' decay s(t) = end + (1 - end) * 0.5^(t / half_life), t = 0 without schedules
     end, half_life = scalar(inputs, "aux_scale_end"), scalar(inputs, "aux_scale_half_life")
     t = scalar(inputs, "step") if bool(scalar(inputs, "schedules")) else 0.0
@@ -83,7 +86,8 @@ def main():
         if center:
             linear = linear - linear.mean(dim=1, keepdim=True)
         logits = linear + p["gate.bias"]
-        hidden = F.silu(xin @ p["alpha_hidden.weight"].T + p["alpha_hidden.bias"])
+        product = bf16_product["lm" if xin is x else "losses"] if alpha_bf16 else xin @ p["alpha_hidden.weight"].T
+        hidden = F.silu(product + p["alpha_hidden.bias"])
         alpha_lo = a_lo + F.softplus(hidden @ p["alpha_lo.weight"].T + p["alpha_lo.bias"]) + eps
         alpha_hi = alpha_lo + F.softplus(hidden @ p["alpha_hi.weight"].T + p["alpha_hi.bias"]) + eps
 
@@ -131,6 +135,16 @@ def main():
             mask = mask_given
         return logits, z_soft, mask, empty if (hard or topk) else None, alpha_q, weights, r
 
+    if alpha_bf16:
+        # W_h x from bf16 operands: autograd rounds the product's gradient to bf16 and returns x's and the
+        # weight's gradients as bf16 products. One product serves both paths, as with autocast where the
+        # losses' path reuses the LM path's product: the weight's gradient is the bf16 product of both
+        # paths' gradients summed (to_weight), x's that of the LM path's alone (to_x; same value).
+        def bf16_mm(a, b):
+            return (a.to(torch.bfloat16) @ b.to(torch.bfloat16).T).to(a.dtype)
+        to_weight = bf16_mm(x.detach(), p["alpha_hidden.weight"])
+        to_x = bf16_mm(x, p["alpha_hidden.weight"].detach())
+        bf16_product = {"lm": to_weight + (to_x - to_x.detach()), "losses": to_weight}
     logits, z_soft, mask, empty, alpha_q, weights, r = route(x)
     if not training:
         draws = torch.zeros_like(alpha_q)

@@ -53,6 +53,7 @@ struct ReferenceCase {
   double balance = 0.0;
   bool aux_detach = false;      // the losses computed from x detached (H8)
   double aux_scale_end = 1.0;   // the usage and sparsity coefficients decayed toward this factor (H11)
+  std::string alpha_mlp_precision = "auto";  // "bf16": the α MLP's hidden layer from bf16 operands
 };
 
 void check_against_reference(const ReferenceCase& c) {
@@ -77,6 +78,7 @@ void check_against_reference(const ReferenceCase& c) {
   d.aux_detach_input = c.aux_detach;
   d.aux_scale_end = c.aux_scale_end;
   d.aux_scale_half_life = 100.0;
+  d.alpha_mlp_precision = c.alpha_mlp_precision;
   config.validate();
 
   torch::manual_seed(c.seed);
@@ -130,6 +132,7 @@ void check_against_reference(const ReferenceCase& c) {
   inputs["aux_scale_half_life"] = scalar(d.aux_scale_half_life);
   inputs["step"] = scalar(static_cast<double>(c.step));
   inputs["schedules"] = scalar(c.schedules ? 1.0 : 0.0);
+  inputs["alpha_bf16"] = scalar(c.alpha_mlp_precision == "bf16" ? 1.0 : 0.0);
   const auto ref = dirmoe::testing::run_python_reference("dirmoe_reference.py", inputs);
 
   RouterNoise noise;
@@ -202,6 +205,11 @@ TEST_CASE("dirmoe forward, losses and gradients equal the Python reference", "[r
     check_against_reference({"hard", true, 2, 0.2, 0, false, 26, "all", false, "token", 0.7, 0.3, true, 1.0});
     check_against_reference({"topk", true, 2, 0.0, 250, true, 27, "dispatched", true, "batch", 0.4, 0.0, false, 0.1});
     check_against_reference({"topk", false, 1, 0.0, 0, false, 28, "all", true, "expected", 0.5, 0.0, true, 1.0});
+  }
+  SECTION("the α MLP's hidden layer in bf16, training (the routing chain node) and eval (float64 throughout)") {
+    check_against_reference({"topk", true, 1, 0.0, 300, true, 29, "all", true, "expected", 0.5, 0.0, true, 0.2, "bf16"});
+    check_against_reference({"hard", true, 2, 0.2, 0, false, 30, "all", false, "token", 0.7, 0.3, false, 1.0, "bf16"});
+    check_against_reference({"topk", false, 1, 0.0, 0, false, 31, "all", true, "expected", 0.5, 0.0, true, 1.0, "bf16"});
   }
 }
 

@@ -25,7 +25,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DirmoeRouterConfig, selection, t
                                                 lambda_p_steps, prior_pi, beta_theta, lambda_sparsity, beta_z,
                                                 recon_variance, schedules, weights, gate_bias_init,
                                                 center_logits, sparsity_penalty, sparsity_control, usage_kl,
-                                                balance_coef, aux_scale_end, aux_scale_half_life, aux_detach_input)
+                                                balance_coef, aux_scale_end, aux_scale_half_life, aux_detach_input,
+                                                alpha_mlp_precision)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RouterConfig, type, topk, remoe, sparsemixer, dirmoe)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainConfig, device, seed, threads, batch_size, grad_accum,
                                                 max_steps, lr, lr_min, warmup_frac, weight_decay, adam_beta1,
@@ -337,6 +338,12 @@ void Config::validate() const {
   need(d.theta_mix >= 0 && d.theta_mix < 1, "router.dirmoe.theta_mix must be in [0, 1) (0 disables the floor)");
   need(d.weights == "all" || d.weights == "dispatched",
        fmt::format("router.dirmoe.weights \"{}\" must be \"all\" or \"dispatched\"", d.weights));
+  need(d.alpha_mlp_precision == "auto" || d.alpha_mlp_precision == "fp32" || d.alpha_mlp_precision == "bf16",
+       fmt::format("router.dirmoe.alpha_mlp_precision \"{}\" must be \"auto\", \"fp32\" or \"bf16\"",
+                   d.alpha_mlp_precision));
+  need(d.alpha_mlp_precision != "bf16" || d.weights == "all",
+       "router.dirmoe.alpha_mlp_precision = \"bf16\" needs router.dirmoe.weights = \"all\" (the routing chain "
+       "node runs the α MLP); use \"auto\" or \"fp32\" with weights = \"dispatched\"");
   need(d.gate_bias_init == "tau_logit" || d.gate_bias_init == "logit",
        fmt::format("router.dirmoe.gate_bias_init \"{}\" must be \"tau_logit\" or \"logit\"", d.gate_bias_init));
   need(d.sparsity_penalty == "token" || d.sparsity_penalty == "batch" || d.sparsity_penalty == "expected",

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include <ATen/autocast_mode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/torch.h>
 
@@ -88,6 +89,9 @@ MoeLayerOutput MoeLayerImpl::forward(const torch::Tensor& x_TD, RoutingStatsSink
   noise.key = noise_key_;
   RouterOutput routed;
   {
+    const c10::DeviceType device_type = x_TD.device().type();
+    router_->set_step_under_bf16_autocast(at::autocast::is_autocast_enabled(device_type) &&
+                                          at::autocast::get_autocast_dtype(device_type) == at::kBFloat16);
     const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
     const std::vector<torch::Tensor> params = router_->parameters();
     routed = router_->forward(params.empty() ? x_TD : x_TD.to(params.front().scalar_type()), noise);

@@ -319,18 +319,32 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
     const DirmoeChainConstants& c = args.constants;
     const int64_t e = gate_weight_ED.size(0), h = hidden_weight_HD.size(0);
     const bool loops = c.cpu_loops && x_TD.device().is_cpu();
-    // one GEMM for the gate and the α MLP's hidden layer, which read the same x: [T, E + H], the
-    // hidden bias added by the GEMM (the gate's bias comes after the centring)
-    const Tensor weight_OD = torch::cat({gate_weight_ED, hidden_weight_HD}, 0);
-    const Tensor product_TO = torch::addmm(torch::cat({torch::zeros({e}, hidden_bias_H.options()), hidden_bias_H}),
-                                           x_TD, weight_OD.t());
-    const Tensor pre_TH = product_TO.narrow(1, e, h);
+    // weight_OD: what x's gradient multiplies, [gate | hidden] [E + H, D], or the gate's alone [E, D]
+    // when the hidden layer runs in bf16 (its operands then kept as x_low_TD, hidden_weight_low_HD)
+    Tensor weight_OD, linear_TE, pre_TH, x_low_TD, hidden_weight_low_HD;
+    if (!c.alpha_mlp_bf16) {
+      // one GEMM for the gate and the α MLP's hidden layer, which read the same x: [T, E + H], the
+      // hidden bias added by the GEMM (the gate's bias comes after the centring)
+      weight_OD = torch::cat({gate_weight_ED, hidden_weight_HD}, 0);
+      const Tensor product_TO = torch::addmm(
+          torch::cat({torch::zeros({e}, hidden_bias_H.options()), hidden_bias_H}), x_TD, weight_OD.t());
+      linear_TE = product_TO.narrow(1, 0, e);
+      pre_TH = product_TO.narrow(1, e, h);
+    } else {
+      // the gate in x's dtype (its logits decide the dispatch); W_h·x from bf16 operands, rounded to
+      // bf16 as autocast's linear returns it, widened, then its bias
+      weight_OD = gate_weight_ED;
+      linear_TE = torch::mm(x_TD, gate_weight_ED.t());
+      x_low_TD = x_TD.to(torch::kBFloat16);
+      hidden_weight_low_HD = hidden_weight_HD.to(torch::kBFloat16);
+      pre_TH = torch::mm(x_low_TD, hidden_weight_low_HD.t()).to(x_TD.scalar_type()).add_(hidden_bias_H);
+    }
     const Tensor hidden_TH = torch::silu(pre_TH);
     const Tensor heads_weight_2EH = torch::cat({lo_weight_EH, hi_weight_EH}, 0);
     const Tensor raw_T2E = torch::addmm(torch::cat({lo_bias_E, hi_bias_E}, 0), hidden_TH, heads_weight_2EH.t());
 
     ChainValues v;
-    forward_before_draw(product_TO.narrow(1, 0, e), raw_T2E, noise_TE, gate_bias_E, c, loops, v);
+    forward_before_draw(linear_TE, raw_T2E, noise_TE, gate_bias_E, c, loops, v);
     // γ ~ Gamma(α^q), rounded to α^q's dtype as the draws' reparameterisation returns them
     auto [gamma_TE, dgamma_dalpha_TE] = (*args.draw)(v.alpha_q_TE);
     TORCH_CHECK(gamma_TE.defined() && dgamma_dalpha_TE.defined() && gamma_TE.sizes() == v.alpha_q_TE.sizes() &&
@@ -349,10 +363,11 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
     ctx->saved_data["theta_mix"] = c.theta_mix;
     ctx->saved_data["losses_reach_input"] = c.losses_reach_input;
     ctx->saved_data["loops"] = loops;
+    ctx->saved_data["alpha_mlp_bf16"] = c.alpha_mlp_bf16;
     // every tensor through save_for_backward: released after the backward, and checked for in-place
     // changes (z̃ and r are outputs)
     ctx->save_for_backward({x_TD, v.z_TE, v.r_TE, weight_OD, pre_TH, hidden_TH, heads_weight_2EH, raw_T2E,
-                            v.slab_gap_TE, v.theta_TE, v.gamma_sum_T1, dgamma_TE});
+                            v.slab_gap_TE, v.theta_TE, v.gamma_sum_T1, dgamma_TE, x_low_TD, hidden_weight_low_HD});
     ctx->mark_non_differentiable({v.scores_TE});
     ctx->set_materialize_grads(false);
     return {v.scores_TE, v.r_TE, v.logits_TE, v.z_TE, v.alpha_q_TE, v.r_TE.clone()};
@@ -370,6 +385,7 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
     c.theta_mix = ctx->saved_data["theta_mix"].toDouble();
     c.losses_reach_input = ctx->saved_data["losses_reach_input"].toBool();
     const bool loops = ctx->saved_data["loops"].toBool();
+    const bool alpha_mlp_bf16 = ctx->saved_data["alpha_mlp_bf16"].toBool();
     const auto saved = ctx->get_saved_variables();
     const Tensor& x_TD = saved[0];
     ChainValues v;
@@ -384,6 +400,8 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
     v.theta_TE = saved[9];
     v.gamma_sum_T1 = saved[10];
     const Tensor& dgamma_dalpha_TE = saved[11];
+    const Tensor& x_low_TD = saved[12];              // bf16 hidden layer only
+    const Tensor& hidden_weight_low_HD = saved[13];  // bf16 hidden layer only
     const int64_t t = x_TD.size(0), e = v.z_TE.size(1), h = pre_TH.size(1);
     // grads: scores (not differentiable), r_lm; then the losses' path: ℓ, z̃, α^q, r
     const Tensor& g_r_lm_TE = grads[1];
@@ -423,14 +441,32 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
       return g_product_TO;
     };
     const Tensor g_product_sum_TO = product_gradient(sum);
+    // x's gradient from the product's gradient [T, E + H]: one GEMM, or with the hidden layer in bf16
+    // the gate's part in x's dtype plus the hidden layer's from bf16 operands (its result rounded to
+    // bf16, as autocast's linear backward returns it)
+    auto input_gradient = [&](const Tensor& g_product_TO) {
+      if (!alpha_mlp_bf16) return torch::mm(g_product_TO, weight_OD);
+      const Tensor g_hidden_low_TD =
+          torch::mm(g_product_TO.narrow(1, e, h).to(torch::kBFloat16), hidden_weight_low_HD).to(x_TD.scalar_type());
+      return torch::addmm(g_hidden_low_TD, g_product_TO.narrow(1, 0, e), weight_OD);
+    };
     Tensor g_x_TD;
     if (want_lm) {
-      g_x_TD = torch::mm(product_gradient(lm), weight_OD);
+      g_x_TD = input_gradient(product_gradient(lm));
     } else if (x_grad && c.losses_reach_input) {
-      g_x_TD = torch::mm(g_product_sum_TO, weight_OD);
+      g_x_TD = input_gradient(g_product_sum_TO);
     }
-    Tensor g_weight_OD;
-    if (ctx->needs_input_grad(1) || ctx->needs_input_grad(3)) g_weight_OD = torch::mm(g_product_sum_TO.t(), x_TD);
+    Tensor g_gate_weight_ED, g_hidden_weight_HD;
+    if (!alpha_mlp_bf16 && (ctx->needs_input_grad(1) || ctx->needs_input_grad(3))) {
+      const Tensor g_weight_OD = torch::mm(g_product_sum_TO.t(), x_TD);
+      g_gate_weight_ED = g_weight_OD.narrow(0, 0, e);
+      g_hidden_weight_HD = g_weight_OD.narrow(0, e, h);
+    }
+    if (alpha_mlp_bf16 && ctx->needs_input_grad(1)) g_gate_weight_ED = torch::mm(g_product_sum_TO.narrow(1, 0, e).t(), x_TD);
+    if (alpha_mlp_bf16 && ctx->needs_input_grad(3)) {
+      g_hidden_weight_HD =
+          torch::mm(g_product_sum_TO.narrow(1, e, h).to(torch::kBFloat16).t(), x_low_TD).to(x_TD.scalar_type());
+    }
     const Tensor g_hidden_bias_H = g_product_sum_TO.narrow(1, e, h).sum(0);
     const Tensor g_gate_bias_E = sum.logits_TE.defined() ? sum.logits_TE.sum(0) : Tensor();
     Tensor g_lo_weight, g_hi_weight, g_lo_bias, g_hi_bias;
@@ -441,11 +477,6 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
       g_hi_weight = g_heads_weight_2EH.narrow(0, e, e);
       g_lo_bias = g_heads_bias_2E.narrow(0, 0, e);
       g_hi_bias = g_heads_bias_2E.narrow(0, e, e);
-    }
-    Tensor g_gate_weight_ED, g_hidden_weight_HD;
-    if (g_weight_OD.defined()) {
-      g_gate_weight_ED = g_weight_OD.narrow(0, 0, e);
-      g_hidden_weight_HD = g_weight_OD.narrow(0, e, h);
     }
     return {g_x_TD,      g_gate_weight_ED, g_gate_bias_E, g_hidden_weight_HD, g_hidden_bias_H,
             g_lo_weight, g_lo_bias,        g_hi_weight,   g_hi_bias,          Tensor(),

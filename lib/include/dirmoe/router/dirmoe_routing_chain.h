@@ -1,6 +1,6 @@
 #pragma once
 // DirMoE's training-time routing chain as one autograd node with a hand-written backward: from the
-// router input x through the gate and the α MLP (one GEMM for both), the α heads, the Binary
+// router input x through the gate and the α MLP (one GEMM for both, or the α MLP's in bf16), the α heads, the Binary
 // Concrete selection, the posterior α^q, the Dirichlet draw and the uniform mix to the routing
 // weights r = normalize(z̃ ⊙ θ̃) over all E (arXiv 2602.09001 §3–4; the formulas of dirmoe_router.h,
 // whose operator-by-operator path runs where this node does not apply).
@@ -31,6 +31,10 @@ struct DirmoeChainConstants {
   double theta_mix = 0;            // θ̃ = (1 − theta_mix)·θ + theta_mix/E
   bool losses_reach_input = false; // false (aux_detach_input): x gets the LM path's gradient only
   bool cpu_loops = true;           // on the CPU, the element-wise parts as loops (false: operators, as on a GPU)
+  // the α MLP's hidden-layer GEMM W_h·x with bf16 operands and result (float32 accumulation), forward and
+  // backward, as autocast runs a linear layer; the gate's product, the bias and everything after in x's
+  // dtype (false: the gate and the hidden layer as one GEMM in x's dtype)
+  bool alpha_mlp_bf16 = false;
 };
 
 /// The router parameters the chain reads.

@@ -70,6 +70,11 @@ class RouterImpl : public torch::nn::Module {
   void set_batch_mean_reducer(std::shared_ptr<BatchMeanReducer> reducer) { batch_reducer_ = std::move(reducer); }
   /// Router name as in config ("topk", "remoe", "sparsemixer", "dirmoe").
   virtual std::string name() const = 0;
+  /// Whether the step around this forward runs under bf16 autocast. The MoE layer sets it before each
+  /// forward, which itself runs with autocast off (moe_layer.cpp), so that a router can keep a part of
+  /// its work in bf16 there (DirMoE's router.dirmoe.alpha_mlp_precision = "auto").
+  void set_step_under_bf16_autocast(bool value) { step_under_bf16_autocast_ = value; }
+  bool step_under_bf16_autocast() const { return step_under_bf16_autocast_; }
 
  protected:
   /// A mean over this forward's tokens, taken over the global batch (batch_mean.h); the identity in
@@ -79,6 +84,7 @@ class RouterImpl : public torch::nn::Module {
 
  private:
   std::shared_ptr<BatchMeanReducer> batch_reducer_;
+  bool step_under_bf16_autocast_ = false;
 };
 
 /// Builds the router selected by `config.router.type` for a layer of width d_model.
