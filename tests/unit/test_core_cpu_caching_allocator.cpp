@@ -60,3 +60,31 @@ TEST_CASE("tensors on the caching allocator compute like any other", "[core][all
   b.reset();
   CHECK(alloc.cached_bytes() == 2 * n * sizeof(float));
 }
+
+TEST_CASE("raw_allocate and raw_deallocate go through the cache", "[core][allocator]") {
+  CachingCpuAllocator alloc(size_t{64} << 20);
+  REQUIRE(alloc.raw_deleter() != nullptr);
+  const size_t big = size_t{2} << 20;
+  void* block = alloc.raw_allocate(big);
+  REQUIRE(block != nullptr);
+  std::memset(block, 3, big);
+  alloc.raw_deallocate(block);
+  CHECK(alloc.cached_bytes() == big);
+  void* again = alloc.raw_allocate(big);
+  CHECK(again == block);
+  alloc.raw_deallocate(again);
+  void* small = alloc.raw_allocate(100);
+  alloc.raw_deallocate(small);
+  CHECK(alloc.cached_bytes() == big);
+}
+
+TEST_CASE("a bf16 matmul runs with the caching allocator installed", "[core][allocator]") {
+  // oneDNN's bf16 GEMM takes its scratch buffers from LibTorch's CPU allocator through raw_allocate
+  dirmoe::install_cpu_caching_allocator();
+  torch::manual_seed(3);
+  const torch::Tensor a = torch::randn({512, 384}), b = torch::randn({384, 640});
+  const torch::Tensor product = torch::mm(a.to(torch::kBFloat16), b.to(torch::kBFloat16)).to(torch::kFloat32);
+  const torch::Tensor exact = torch::mm(a.to(torch::kFloat64), b.to(torch::kFloat64));
+  // bf16 operands: each product term is off by up to 2^-8 relative
+  CHECK(((product.to(torch::kFloat64) - exact).abs().max() / exact.abs().max()).item<double>() < 0.02);
+}

@@ -52,9 +52,16 @@ void CachingCpuAllocator::deleter(void* ptr) {
   {
     std::lock_guard<std::mutex> lock(g_registry_mutex);
     auto it = owners().find(ptr);
-    TORCH_INTERNAL_ASSERT(it != owners().end(), "CachingCpuAllocator: freeing a block it did not allocate");
-    owner = it->second;
-    owners().erase(it);
+    if (it != owners().end()) {
+      owner = it->second;
+      owners().erase(it);
+    }
+  }
+  // Not registered: a block below kMinCachedBytes from c10::alloc_cpu, which reaches this deleter
+  // through raw_deallocate (allocate() gives such blocks c10::free_cpu itself).
+  if (owner == nullptr) {
+    c10::free_cpu(ptr);
+    return;
   }
   owner->free_block(ptr);
 }

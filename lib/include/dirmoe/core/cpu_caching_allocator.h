@@ -22,6 +22,9 @@ class CachingCpuAllocator final : public c10::Allocator {
   ~CachingCpuAllocator() override;
 
   c10::DataPtr allocate(size_t n_bytes) override;
+  /// raw_allocate / raw_deallocate (oneDNN's scratch buffers, e.g. a bf16 matmul's) need the deleter
+  /// by itself: every block's DataPtr has the block as its context.
+  c10::DeleterFnPtr raw_deleter() const override { return &CachingCpuAllocator::deleter; }
   void copy_data(void* dest, const void* src, std::size_t count) const override;
 
   size_t cached_bytes() const;
