@@ -112,10 +112,25 @@ bool uses_libtorch_adamw(const std::string& name) {
          name.compare(name.size() - kLibtorchAdamw.size(), kLibtorchAdamw.size(), kLibtorchAdamw) == 0;
 }
 
+/// Suffixes of "dirmoe" that set router.dirmoe.alpha_mlp_precision (docs/dirmoe.md, "The α MLP in
+/// bf16"): DirMoE with its α MLP's hidden layer in bf16, or in float32, whatever the step's autocast.
+const std::string kAlphaBf16 = "+alpha_bf16", kAlphaFp32 = "+alpha_fp32";
+
+bool strip_suffix(std::string& name, const std::string& suffix) {
+  if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) return false;
+  name.resize(name.size() - suffix.size());
+  return true;
+}
+
 /// Configuration `name`: a router type at E=8, k=1, or "dense" (one expert, the same active size),
-/// optionally with the kLibtorchAdamw suffix.
+/// optionally with the kLibtorchAdamw suffix; "dirmoe" also with kAlphaBf16 or kAlphaFp32.
 Config variant(Config c, std::string name) {
-  if (uses_libtorch_adamw(name)) name.resize(name.size() - kLibtorchAdamw.size());
+  strip_suffix(name, kLibtorchAdamw);
+  for (const std::string* suffix : {&kAlphaBf16, &kAlphaFp32}) {
+    if (!strip_suffix(name, *suffix)) continue;
+    if (name != "dirmoe") throw std::invalid_argument("configuration '" + name + *suffix + "': the suffix is DirMoE's");
+    c.router.dirmoe.alpha_mlp_precision = suffix == &kAlphaBf16 ? "bf16" : "fp32";
+  }
   if (name == "dense") {
     c.model.n_experts = 1;
     c.router.type = "topk";
@@ -363,6 +378,9 @@ json per_layer(const Config& base, const torch::Device& device, int repeats, int
   for (const auto& r : registered_routers()) {
     if (r != "topk") names.push_back(r);
   }
+  // DirMoE once more with its α MLP in bf16 (the step's autocast decides for "dirmoe"; these passes run
+  // without autocast, so "dirmoe" is its float32 form here)
+  names.push_back("dirmoe" + kAlphaBf16);
   // Every router with the fused experts; topk and dirmoe once more with the per-expert autograd
   // loop (the experts' former CPU path): before and after, in the same run.
   std::vector<MoeLayer> layers;

@@ -8,8 +8,10 @@ package registry: the other build dependencies come from the Debian packages tha
   configure  cmake against torch's prefix and .deps/root/usr (pkg-config and HDF5's wrappers off)
   build      only what the checks run: dirmoe_gpu_tests, bench_suite, dirmoe-data/-train/-eval
   tests      ctest -L gpu (the [gpu] Catch2 cases and tests/cli/test_*_gpu.sh)
-  bench      llama185m recipes, bf16: switch and dirmoe first, then remoe and sparsemixer while
-             time remains; ms/step, tokens/s, achieved TFLOP/s, peak CUDA memory, DirMoE/Switch
+  bench      llama185m recipes, bf16: switch and dirmoe first, then dirmoe with its α MLP in float32
+             (router.dirmoe.alpha_mlp_precision, whose "auto" runs it in bf16 here), remoe and
+             sparsemixer while time remains; ms/step, tokens/s, achieved TFLOP/s, peak CUDA memory,
+             DirMoE/Switch
 
 Everything lands in one JSON file (gpu_check.json, rewritten atomically after every stage so that
 a run cut short still leaves what it measured) and one log, in --out (default: $OUT when set,
@@ -37,7 +39,11 @@ FORMAT_VERSION = 1
 TARGETS = ["dirmoe_gpu_tests", "bench_suite", "dirmoe-data", "dirmoe-train", "dirmoe-eval"]
 # Router → recipe of the benchmark, in the order they run (the first two give the ratio).
 RECIPES = {"topk": "llama185m_switch.json", "dirmoe": "llama185m_dirmoe.json",
+           "dirmoe_alpha_fp32": "llama185m_dirmoe.json",
            "remoe": "llama185m_remoe.json", "sparsemixer": "llama185m_sparsemixer.json"}
+# Config overrides of a benchmark run besides its recipe's: DirMoE with the α MLP in float32, the
+# before of the bf16 α MLP (docs/dirmoe.md, "The α MLP in bf16"), measured in the same run.
+OVERRIDES = {"dirmoe_alpha_fp32": ["router.dirmoe.alpha_mlp_precision=fp32"]}
 # What each stage is expected to take on one H200 host with 16 cores (the dry run plans with these;
 # the real run measures and records each stage's seconds in the report).
 ESTIMATES = {"preflight": 10.0, "configure": 45.0, "build": 210.0, "tests": 90.0}
@@ -350,7 +356,8 @@ def parse_ctest(text):
 def bench_command(args, router, steps, warmup):
     return [os.path.join(args.build_dir, "bin", "bench_suite"), "step", "--device", "cuda", "--scale", "llama185m",
             "--config", os.path.join(ROOT, "experiments", "configs", RECIPES[router]),
-            "--repeats", str(steps), "--warmup", str(warmup)]
+            "--repeats", str(steps), "--warmup", str(warmup)] + \
+        [arg for o in OVERRIDES.get(router, []) for arg in ("--set", o)]
 
 
 def bench_figures(step_json):
@@ -374,6 +381,9 @@ def summarize_bench(runs):
         ratio = dm["ms_per_step"] / sw["ms_per_step"]
         out["dirmoe_over_switch"] = ratio
         out["goal_dirmoe_over_switch"] = {"goal": GOAL_DIRMOE_OVER_SWITCH, "met": ratio <= GOAL_DIRMOE_OVER_SWITCH}
+    fp32 = runs.get("dirmoe_alpha_fp32", {}).get("figures")
+    if sw and fp32:
+        out["dirmoe_alpha_fp32_over_switch"] = fp32["ms_per_step"] / sw["ms_per_step"]
     return out
 
 
@@ -393,7 +403,7 @@ def parse_args(argv):
     p.add_argument("--test-jobs", type=int, default=4, help="ctest -j on the one GPU")
     p.add_argument("--python", default="", help="the python with torch (default: python3, else .venv's)")
     p.add_argument("--stages", default="preflight,configure,build,tests,bench")
-    p.add_argument("--routers", default="topk,dirmoe,remoe,sparsemixer")
+    p.add_argument("--routers", default="topk,dirmoe,dirmoe_alpha_fp32,remoe,sparsemixer")
     p.add_argument("--steps", type=int, default=40, help="timed benchmark steps per router")
     p.add_argument("--warmup", type=int, default=3, help="untimed benchmark steps first")
     p.add_argument("--min-steps", type=int, default=10, help="fewer would not be worth the start-up")
@@ -599,6 +609,8 @@ def main(argv=None):
             if "dirmoe_over_switch" in summary:
                 say(f"bench: DirMoE/Switch step time {summary['dirmoe_over_switch']:.3f} (goal ≤ {GOAL_DIRMOE_OVER_SWITCH}), "
                     f"Switch {summary['switch_tflops_per_s']:.0f} TFLOP/s (goal ≥ {GOAL_SWITCH_TFLOPS:.0f})")
+            if "dirmoe_alpha_fp32_over_switch" in summary:
+                say(f"bench: DirMoE with its α MLP in float32 / Switch {summary['dirmoe_alpha_fp32_over_switch']:.3f}")
 
     if args.dry_run:
         say(f"dry run done: {len(runner.planned)} commands planned")

@@ -114,3 +114,38 @@ TEST_CASE("each router computes the same forward and backward on CUDA as on the 
     }
   }
 }
+
+// DirMoE with its α MLP's hidden layer in bf16 (router.dirmoe.alpha_mlp_precision = bf16): cuBLAS and
+// oneDNN both accumulate the bf16 products in float32, but in their own order, so a product can round to
+// the neighbouring bf16 value (2^-8 relative) on one side; the tolerances allow for a few such elements.
+TEST_CASE("DirMoE's α MLP in bf16 computes on CUDA what it computes on the CPU", "[gpu][router]") {
+  REQUIRE(torch::cuda::is_available());
+  const int64_t T = 96, D = 32, E = 8, k = 1;
+  const torch::Device cuda(torch::kCUDA);
+  torch::Generator gen = at::detail::createCPUGenerator(/*seed_in=*/6);
+  const torch::Tensor x_TD = torch::randn({T, D}, gen);
+  const torch::Tensor c_TE = torch::randn({T, E}, gen);
+  const RouterNoise noise = cpu_noise(T, D, E, k);
+  Config config = router_test_config("dirmoe", D, E, k, /*init_std=*/0.3);
+  config.router.dirmoe.alpha_mlp_precision = "bf16";
+  torch::manual_seed(12);
+  auto on_cpu = make_router(config);
+  torch::manual_seed(12);
+  auto on_cuda = make_router(config);
+  on_cuda->to(cuda);
+  on_cpu->train();
+  on_cuda->train();
+  const RouterRun a = run_router(*on_cpu, x_TD, c_TE, noise, torch::kCPU);
+  const RouterRun b = run_router(*on_cuda, x_TD, c_TE, noise, cuda);
+  CHECK(torch::equal(b.out.dispatch_mask_TE.cpu(), a.out.dispatch_mask_TE));  // the gate stays in float32
+  CHECK(relative_error(b.out.weights_TE, a.out.weights_TE) < 1e-2);
+  for (const auto& [name, value] : a.out.aux_losses) {
+    INFO("aux loss " << name);
+    CHECK(relative_error(b.out.aux_losses.at(name), value, /*floor=*/1e-6) < 1e-2);
+  }
+  CHECK(relative_error(b.x_grad, a.x_grad, /*floor=*/1e-6) < 2e-2);
+  for (const auto& [name, grad] : a.param_grads) {
+    INFO("gradient of " << name);
+    CHECK(relative_error(b.param_grads.at(name), grad, /*floor=*/1e-6) < 2e-2);
+  }
+}

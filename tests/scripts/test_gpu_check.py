@@ -159,6 +159,19 @@ class BenchFiguresTest(unittest.TestCase):
         self.assertTrue(s["goal_dirmoe_over_switch"]["met"])
         self.assertTrue(s["goal_switch_tflops"]["met"])
         self.assertNotIn("dirmoe_over_switch", gpu_check.summarize_bench({"topk": {"figures": sw}}))
+        fp32 = dict(sw, ms_per_step=275.0)
+        s = gpu_check.summarize_bench({"topk": {"figures": sw}, "dirmoe": {"figures": dm},
+                                       "dirmoe_alpha_fp32": {"figures": fp32}})
+        self.assertAlmostEqual(s["dirmoe_alpha_fp32_over_switch"], 1.1)
+        self.assertAlmostEqual(s["dirmoe_over_switch"], 1.02)
+
+    def test_the_float32_alpha_mlp_run_is_the_dirmoe_recipe_with_one_override(self):
+        args = gpu_check.parse_args(["--build-dir", "/tmp/b"])
+        self.assertEqual(args.routers[:3], ["topk", "dirmoe", "dirmoe_alpha_fp32"])
+        plain = gpu_check.bench_command(args, "dirmoe", 10, 2)
+        fp32 = gpu_check.bench_command(args, "dirmoe_alpha_fp32", 10, 2)
+        self.assertEqual(fp32, plain + ["--set", "router.dirmoe.alpha_mlp_precision=fp32"])
+        self.assertNotIn("--set", plain)
 
 
 FAKE_TOOLS = {
@@ -242,7 +255,7 @@ class WholeRunTest(unittest.TestCase):
             rc, rep, text = self.run_check(d, "--bench-overhead", "10000")
             self.assertEqual(rc, 0, text)
             runs = rep["bench"]["runs"]
-            self.assertEqual(sorted(runs), ["dirmoe", "remoe", "sparsemixer", "topk"])
+            self.assertEqual(sorted(runs), ["dirmoe", "dirmoe_alpha_fp32", "remoe", "sparsemixer", "topk"])
             for r in runs.values():
                 self.assertEqual(r["status"], "skipped")
                 self.assertIn("needed for 10 steps", r["reason"])

@@ -1,12 +1,15 @@
 // MoE layer: dispatch, experts and combine against hand-written references.
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <ATen/autocast_mode.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "../support/test_routers.h"
 #include "dirmoe/model/moe_layer.h"
+#include "dirmoe/router/router.h"
 #include "dirmoe/stats/routing_stats_sink.h"
 
 using namespace dirmoe;
@@ -172,4 +175,42 @@ TEST_CASE("capacity factor drops exactly the overflow, in token order, and count
   CHECK(plan.dropped_tokens.item<int64_t>() == 2);
   CHECK(torch::equal(plan.token_N, torch::tensor({0, 1, 0, 2, 1, 3}, torch::kInt64)));
   CHECK(torch::equal(plan.tokens_per_expert_E, torch::tensor({2, 2, 2}, torch::kInt64)));
+}
+
+TEST_CASE("the MoE layer tells its router about bf16 autocast; DirMoE's alpha_mlp_precision auto follows it",
+          "[model][moe]") {
+  // The KL term reads α^q, so it shows the α MLP's precision; the router runs before the experts, so
+  // autocast's effect on the experts does not reach it.
+  struct Result {
+    bool told = false;
+    double kl = 0;
+  };
+  auto run = [](const std::string& precision, bool autocast) {
+    Config c = tiny_config(4, 1);
+    c.router.type = "dirmoe";
+    c.router.dirmoe.alpha_hidden = 16;
+    c.router.dirmoe.alpha_mlp_precision = precision;
+    torch::manual_seed(5);
+    MoeLayer moe(c, 0, make_router(c));
+    moe->train();
+    const torch::Tensor x_TD = torch::randn({32, 8});
+    const bool was_enabled = at::autocast::is_autocast_enabled(at::kCPU);
+    const at::ScalarType was_dtype = at::autocast::get_autocast_dtype(at::kCPU);
+    at::autocast::set_autocast_enabled(at::kCPU, autocast);
+    at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+    torch::manual_seed(6);  // the router's noise
+    const MoeLayerOutput out = moe->forward(x_TD);
+    at::autocast::set_autocast_enabled(at::kCPU, was_enabled);
+    at::autocast::set_autocast_dtype(at::kCPU, was_dtype);
+    return Result{moe->router().step_under_bf16_autocast(), out.aux_losses.at("dirmoe_kl_dir").item<double>()};
+  };
+  const Result auto_bf16 = run("auto", true), forced_bf16 = run("bf16", true), fp32_under = run("fp32", true);
+  const Result auto_plain = run("auto", false), fp32_plain = run("fp32", false);
+  CHECK(auto_bf16.told);
+  CHECK_FALSE(auto_plain.told);
+  CHECK(auto_bf16.kl == forced_bf16.kl);
+  CHECK(auto_bf16.kl != fp32_under.kl);
+  CHECK(auto_plain.kl == fp32_plain.kl);
+  CHECK(fp32_under.kl == fp32_plain.kl);
+  CHECK(std::abs(auto_bf16.kl - fp32_plain.kl) < 1e-2 * std::abs(fp32_plain.kl));  // bf16 rounding, not another α
 }
