@@ -112,8 +112,8 @@ bool uses_libtorch_adamw(const std::string& name) {
          name.compare(name.size() - kLibtorchAdamw.size(), kLibtorchAdamw.size(), kLibtorchAdamw) == 0;
 }
 
-/// Suffixes of "dirmoe" that set router.dirmoe.alpha_mlp_precision (docs/dirmoe.md, "The α MLP in
-/// bf16"): DirMoE with its α MLP's hidden layer in bf16, or in float32, whatever the step's autocast.
+/// Suffixes of "dirmoe" that set router.dirmoe.alpha_mlp_precision (docs/dirmoe.md, H14): DirMoE with
+/// its α MLP's hidden layer in bf16, or in float32, whatever the step's autocast.
 const std::string kAlphaBf16 = "+alpha_bf16", kAlphaFp32 = "+alpha_fp32";
 
 bool strip_suffix(std::string& name, const std::string& suffix) {

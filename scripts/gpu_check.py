@@ -42,7 +42,7 @@ RECIPES = {"topk": "llama185m_switch.json", "dirmoe": "llama185m_dirmoe.json",
            "dirmoe_alpha_fp32": "llama185m_dirmoe.json",
            "remoe": "llama185m_remoe.json", "sparsemixer": "llama185m_sparsemixer.json"}
 # Config overrides of a benchmark run besides its recipe's: DirMoE with the α MLP in float32, the
-# before of the bf16 α MLP (docs/dirmoe.md, "The α MLP in bf16"), measured in the same run.
+# before of the bf16 α MLP (docs/dirmoe.md, H14), measured in the same run.
 OVERRIDES = {"dirmoe_alpha_fp32": ["router.dirmoe.alpha_mlp_precision=fp32"]}
 # What each stage is expected to take on one H200 host with 16 cores (the dry run plans with these;
 # the real run measures and records each stage's seconds in the report).

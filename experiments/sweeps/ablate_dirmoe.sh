@@ -23,8 +23,8 @@
 #   h5_no_usage   chosen without the usage KL      h5_balance   chosen with Switch's balance term, α = 0.3
 #   h6_threshold  chosen with the paper's threshold dispatch (ℓ + g > 0, argmax fallback) instead of top-k
 #   soft          chosen with selection = soft (every expert computed; a dense ablation, not in the default set)
-#   h14_alpha_bf16  chosen with the α MLP's hidden layer in bf16 (alpha_mlp_precision = bf16; docs/dirmoe.md
-#                 "The α MLP in bf16"), on any device      h14_alpha_fp32  the same in float32 on any device
+#   h14_alpha_bf16  chosen with the α MLP's hidden layer in bf16 (alpha_mlp_precision = bf16, docs/dirmoe.md
+#                 H14), on any device      h14_alpha_fp32  the same in float32 on any device
 #
 # The long-run study (docs/dirmoe.md "Why DirMoE stopped learning"; run with --steps 1000 or 3000 and
 # --variants "$long_variants", printed by --list-long):
@@ -68,9 +68,9 @@ sqrt_d=$("$python" -c "import math; print(f'{math.sqrt($d_model):.4g}')")
 p=router.dirmoe
 old_sets="$p.selection=hard $p.weights=dispatched $p.recon_variance=$d_model $p.lambda_sparsity=10
   $p.sparsity_penalty=token $p.gate_bias_init=tau_logit $p.center_logits=false $p.usage_kl=0 $p.balance_coef=0
-  $p.sparsity_control=0"
-long0="$p.usage_kl=10 $p.lambda_sparsity=10 $p.aux_detach_input=false"
-weak="$p.usage_kl=1 $p.lambda_sparsity=1 $p.aux_detach_input=false"
+  $p.sparsity_control=0 $p.alpha_mlp_precision=fp32"
+long0="$p.usage_kl=10 $p.lambda_sparsity=10 $p.aux_detach_input=false $p.alpha_mlp_precision=fp32"
+weak="$p.usage_kl=1 $p.lambda_sparsity=1 $p.aux_detach_input=false $p.alpha_mlp_precision=fp32"
 variant_sets() {  # the --set arguments that make a variant, one per word
   case "$1" in
     chosen) ;;

@@ -177,8 +177,10 @@ RouterOutput DirmoeRouterImpl::forward(const torch::Tensor& x_TD, const RouterNo
     constants.alpha_eps = eps;
     constants.theta_mix = cfg_.theta_mix;
     constants.losses_reach_input = !cfg_.aux_detach_input;
+    // "auto": bf16 where the step around runs in bf16 (autocast leaves float64 parameters alone)
     constants.alpha_mlp_bf16 = cfg_.alpha_mlp_precision == "bf16" ||
-                               (cfg_.alpha_mlp_precision == "auto" && step_under_bf16_autocast());
+                               (cfg_.alpha_mlp_precision == "auto" && step_under_bf16_autocast() &&
+                                param_dtype == torch::kFloat32);
     const DirmoeChainParameters parameters{gate->weight,     gate->bias,     alpha_hidden->weight, alpha_hidden->bias,
                                            alpha_lo->weight, alpha_lo->bias, alpha_hi->weight,     alpha_hi->bias};
     const GammaDrawFunction draw_with_grad = [&](const torch::Tensor& alpha_q_TE) {

@@ -320,8 +320,9 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
     const int64_t e = gate_weight_ED.size(0), h = hidden_weight_HD.size(0);
     const bool loops = c.cpu_loops && x_TD.device().is_cpu();
     // weight_OD: what x's gradient multiplies, [gate | hidden] [E + H, D], or the gate's alone [E, D]
-    // when the hidden layer runs in bf16 (its operands then kept as x_low_TD, hidden_weight_low_HD)
-    Tensor weight_OD, linear_TE, pre_TH, x_low_TD, hidden_weight_low_HD;
+    // when the hidden layer runs in bf16 (the backward rounds x and W_h to bf16 again: not saved, an
+    // extra [T, D] per layer kept until the backward otherwise)
+    Tensor weight_OD, linear_TE, pre_TH;
     if (!c.alpha_mlp_bf16) {
       // one GEMM for the gate and the α MLP's hidden layer, which read the same x: [T, E + H], the
       // hidden bias added by the GEMM (the gate's bias comes after the centring)
@@ -335,9 +336,9 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
       // bf16 as autocast's linear returns it, widened, then its bias
       weight_OD = gate_weight_ED;
       linear_TE = torch::mm(x_TD, gate_weight_ED.t());
-      x_low_TD = x_TD.to(torch::kBFloat16);
-      hidden_weight_low_HD = hidden_weight_HD.to(torch::kBFloat16);
-      pre_TH = torch::mm(x_low_TD, hidden_weight_low_HD.t()).to(x_TD.scalar_type()).add_(hidden_bias_H);
+      pre_TH = torch::mm(x_TD.to(torch::kBFloat16), hidden_weight_HD.to(torch::kBFloat16).t())
+                   .to(x_TD.scalar_type())
+                   .add_(hidden_bias_H);
     }
     const Tensor hidden_TH = torch::silu(pre_TH);
     const Tensor heads_weight_2EH = torch::cat({lo_weight_EH, hi_weight_EH}, 0);
@@ -367,7 +368,8 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
     // every tensor through save_for_backward: released after the backward, and checked for in-place
     // changes (z̃ and r are outputs)
     ctx->save_for_backward({x_TD, v.z_TE, v.r_TE, weight_OD, pre_TH, hidden_TH, heads_weight_2EH, raw_T2E,
-                            v.slab_gap_TE, v.theta_TE, v.gamma_sum_T1, dgamma_TE, x_low_TD, hidden_weight_low_HD});
+                            v.slab_gap_TE, v.theta_TE, v.gamma_sum_T1, dgamma_TE,
+                            c.alpha_mlp_bf16 ? hidden_weight_HD : Tensor()});
     ctx->mark_non_differentiable({v.scores_TE});
     ctx->set_materialize_grads(false);
     return {v.scores_TE, v.r_TE, v.logits_TE, v.z_TE, v.alpha_q_TE, v.r_TE.clone()};
@@ -400,8 +402,7 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
     v.theta_TE = saved[9];
     v.gamma_sum_T1 = saved[10];
     const Tensor& dgamma_dalpha_TE = saved[11];
-    const Tensor& x_low_TD = saved[12];              // bf16 hidden layer only
-    const Tensor& hidden_weight_low_HD = saved[13];  // bf16 hidden layer only
+    const Tensor& hidden_weight_HD = saved[12];  // with the hidden layer in bf16 only
     const int64_t t = x_TD.size(0), e = v.z_TE.size(1), h = pre_TH.size(1);
     // grads: scores (not differentiable), r_lm; then the losses' path: ℓ, z̃, α^q, r
     const Tensor& g_r_lm_TE = grads[1];
@@ -447,7 +448,8 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
     auto input_gradient = [&](const Tensor& g_product_TO) {
       if (!alpha_mlp_bf16) return torch::mm(g_product_TO, weight_OD);
       const Tensor g_hidden_low_TD =
-          torch::mm(g_product_TO.narrow(1, e, h).to(torch::kBFloat16), hidden_weight_low_HD).to(x_TD.scalar_type());
+          torch::mm(g_product_TO.narrow(1, e, h).to(torch::kBFloat16), hidden_weight_HD.to(torch::kBFloat16))
+              .to(x_TD.scalar_type());
       return torch::addmm(g_hidden_low_TD, g_product_TO.narrow(1, 0, e), weight_OD);
     };
     Tensor g_x_TD;
@@ -465,7 +467,8 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
     if (alpha_mlp_bf16 && ctx->needs_input_grad(1)) g_gate_weight_ED = torch::mm(g_product_sum_TO.narrow(1, 0, e).t(), x_TD);
     if (alpha_mlp_bf16 && ctx->needs_input_grad(3)) {
       g_hidden_weight_HD =
-          torch::mm(g_product_sum_TO.narrow(1, e, h).to(torch::kBFloat16).t(), x_low_TD).to(x_TD.scalar_type());
+          torch::mm(g_product_sum_TO.narrow(1, e, h).to(torch::kBFloat16).t(), x_TD.to(torch::kBFloat16))
+              .to(x_TD.scalar_type());
     }
     const Tensor g_hidden_bias_H = g_product_sum_TO.narrow(1, e, h).sum(0);
     const Tensor g_gate_bias_E = sum.logits_TE.defined() ? sum.logits_TE.sum(0) : Tensor();

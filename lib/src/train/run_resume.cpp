@@ -14,20 +14,31 @@
 namespace dirmoe {
 namespace {
 
+/// The first place where `a` and `b` differ, as "path: A in the checkpoint, B now"; empty when equal.
+std::string first_difference(const nlohmann::json& a, const nlohmann::json& b, const std::string& path) {
+  if (a.is_object() && b.is_object()) {
+    for (const auto& [key, value] : a.items()) {
+      const std::string here = path + "." + key;
+      if (!b.contains(key)) return fmt::format("{}: {} in the checkpoint, absent now", here, value.dump());
+      const std::string d = first_difference(value, b.at(key), here);
+      if (!d.empty()) return d;
+    }
+    for (const auto& [key, value] : b.items()) {
+      if (!a.contains(key)) return fmt::format("{}.{}: absent in the checkpoint, {} now", path, key, value.dump());
+    }
+    return {};
+  }
+  return a == b ? std::string() : fmt::format("{}: {} in the checkpoint, {} now", path, a.dump(), b.dump());
+}
+
 /// Throws when `meta` was written for another model or router, or for a global batch this run cannot continue.
 void check_compatible(const nlohmann::json& meta, const ResumeTargets& t, const std::filesystem::path& path) {
-  nlohmann::json now = config_to_json(t.config);
-  nlohmann::json then = meta.at("config");
-  // How the experts are spread over processes is not part of the model: a checkpoint holds them all.
-  for (nlohmann::json* c : {&now, &then}) {
-    if (c->contains("model")) c->at("model").erase("expert_parallel");
-  }
-  for (const char* section : {"model", "router"}) {
-    if (then.at(section) != now.at(section)) {
-      throw ConfigError(fmt::format("{}: --resume with a different '{}' config than the checkpoint's; resume "
-                                    "with the run's own config.json or start a new --out directory",
-                                    path.string(), section));
-    }
+  const std::string difference = resume_config_difference(meta.at("config"), config_to_json(t.config));
+  if (!difference.empty()) {
+    throw ConfigError(fmt::format("{}: --resume with another model or router config than the checkpoint's ({}); "
+                                  "resume with the run's own settings (its config.json, and --set where this "
+                                  "revision's defaults differ) or start a new --out directory",
+                                  path.string(), difference));
   }
   const TrainConfig& train = t.config.train;
   const int64_t ckpt_world = meta.at("world_size").get<int64_t>();
@@ -51,6 +62,27 @@ void check_compatible(const nlohmann::json& meta, const ResumeTargets& t, const 
 }
 
 }  // namespace
+
+std::string resume_config_difference(nlohmann::json then, nlohmann::json now) {
+  // How the experts are spread over processes is not part of the model: a checkpoint holds them all.
+  for (nlohmann::json* c : {&now, &then}) {
+    if (c->contains("model")) c->at("model").erase("expert_parallel");
+  }
+  // Settings added after a checkpoint was written: the value that does what the writing revision did.
+  nlohmann::json& then_router = then.at("router");
+  if (then_router.contains("dirmoe") && !then_router.at("dirmoe").contains("alpha_mlp_precision")) {
+    then_router["dirmoe"]["alpha_mlp_precision"] = "fp32";  // the α MLP ran in float32 before the setting
+  }
+  std::string d = first_difference(then.at("model"), now.at("model"), "model");
+  if (!d.empty()) return d;
+  const nlohmann::json& now_router = now.at("router");
+  d = first_difference(then_router.at("type"), now_router.at("type"), "router.type");
+  if (!d.empty()) return d;
+  // the other routers' sections do not reach this run
+  const std::string type = now_router.at("type").get<std::string>();
+  if (!then_router.contains(type) || !now_router.contains(type)) return {};
+  return first_difference(then_router.at(type), now_router.at(type), "router." + type);
+}
 
 std::filesystem::path resume_from_newest_checkpoint(const std::filesystem::path& checkpoint_dir,
                                                     const ResumeTargets& t,

@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 
+#include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 
@@ -36,6 +37,13 @@ struct ResumeTargets {
 std::filesystem::path resume_from_newest_checkpoint(const std::filesystem::path& checkpoint_dir,
                                                     const ResumeTargets& targets,
                                                     const std::function<void(const std::string&)>& say);
+
+/// Where the config a checkpoint was written with (`then`, as in its metadata) and this run's (`now`,
+/// config_to_json) differ in what the run computes, as "section.key: A in the checkpoint, B now"; empty
+/// when they agree. Compared: the model (less expert_parallel), router.type and that router's section.
+/// A setting added after the checkpoint was written takes the value that does what the writing revision
+/// did: router.dirmoe.alpha_mlp_precision "fp32".
+std::string resume_config_difference(nlohmann::json then, nlohmann::json now);
 
 /// Rewrites `metrics_path` without the lines of steps after `step` (written after the last checkpoint
 /// by the interrupted run) or cut by a kill. A missing file is left missing.
