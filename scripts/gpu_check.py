@@ -16,7 +16,7 @@ package registry: the other build dependencies come from the Debian packages tha
 Everything lands in one JSON file (gpu_check.json, rewritten atomically after every stage so that
 a run cut short still leaves what it measured) and one log, in --out (default: $OUT when set,
 else the build directory). The whole run keeps to a time budget (--budget, 480 s): each stage gets
-what is left, the tests leave room for the two main benchmark figures, and benchmark runs are
+what is left, the tests leave room for the three main benchmark runs, and benchmark runs are
 shortened or skipped (recorded in the JSON) when the rest would not fit.
 
     scripts/gpu_check.sh                    the real thing (on a CUDA host)
@@ -111,10 +111,23 @@ def plan_bench_run(left, cost, steps, warmup, min_steps):
     return "skipped", 0
 
 
-def tests_time_limit(left, cost, warmup, min_steps, floor=60.0):
-    """The GPU tests may use what is left after the two main benchmark figures (switch and dirmoe
-    at min_steps each), but never less than `floor` (the tests come first) nor more than `left`."""
-    keep = 2 * cost.predict(warmup + min_steps)
+# The benchmark runs the goals and the α MLP's lever are read from: the tests leave room for each at
+# --min-steps, and they share the time left for them evenly.
+MAIN_RUNS = ("topk", "dirmoe", "dirmoe_alpha_fp32")
+
+
+def main_run_share(left, routers, index):
+    """Seconds that routers[index] may plan with when `left` remain: a main run, an even share of `left`
+    among itself and the main runs after it; any other run, all of `left`."""
+    if routers[index] not in MAIN_RUNS:
+        return left
+    return left / (1 + sum(r in MAIN_RUNS for r in routers[index + 1:]))
+
+
+def tests_time_limit(left, cost, warmup, min_steps, floor=60.0, main_runs=2):
+    """The GPU tests may use what is left after the main benchmark runs (`main_runs` of them at
+    min_steps each), but never less than `floor` (the tests come first) nor more than `left`."""
+    keep = main_runs * cost.predict(warmup + min_steps)
     return max(min(floor, left), left - keep)
 
 
@@ -544,10 +557,11 @@ def main(argv=None):
 
     # tests --------------------------------------------------------------------------------------
     if "tests" in args.stages:
-        limit = (tests_time_limit(budget.left(), cost, args.warmup, args.min_steps) if "bench" in args.stages
-                 else budget.left())
+        main_runs = sum(r in MAIN_RUNS for r in args.routers)
+        limit = (tests_time_limit(budget.left(), cost, args.warmup, args.min_steps, main_runs=main_runs)
+                 if "bench" in args.stages else budget.left())
         if args.dry_run:
-            say(f"tests: up to {limit:.0f} s now (what is left after the two main benchmark runs at "
+            say(f"tests: up to {limit:.0f} s now (what is left after the {main_runs} main benchmark runs at "
                 f"{args.min_steps} steps, at least 60 s)")
         cmd = tests_command(args, per_test_timeout=min(300, max(30, limit)))
         rc, out, secs = runner.run(cmd, limit, what="gpu tests")
@@ -565,8 +579,9 @@ def main(argv=None):
     # bench --------------------------------------------------------------------------------------
     if "bench" in args.stages:
         runs = {}
-        for router in args.routers:
-            decision, steps = plan_bench_run(budget.left(), cost, args.steps, args.warmup, args.min_steps)
+        for index, router in enumerate(args.routers):
+            share = main_run_share(budget.left(), args.routers, index)
+            decision, steps = plan_bench_run(share, cost, args.steps, args.warmup, args.min_steps)
             if args.dry_run:
                 need = cost.predict(args.warmup + (steps if decision != "skipped" else args.min_steps))
                 say(f"bench {router}: {decision}" + (f" with {steps} steps" if steps else "") +

@@ -60,6 +60,16 @@ class BudgetTest(unittest.TestCase):
         self.assertAlmostEqual(gpu_check.tests_time_limit(200, cost, 3, 10), 200 - keep)
         self.assertEqual(gpu_check.tests_time_limit(70, cost, 3, 10), 60)  # the floor
         self.assertEqual(gpu_check.tests_time_limit(40, cost, 3, 10), 40)  # never more than is left
+        # with DirMoE's float32-α run as well: three main runs
+        self.assertAlmostEqual(gpu_check.tests_time_limit(200, cost, 3, 10, main_runs=3), 200 - 1.5 * keep)
+
+    def test_the_main_runs_share_what_is_left_evenly(self):
+        routers = ["topk", "dirmoe", "dirmoe_alpha_fp32", "remoe", "sparsemixer"]
+        self.assertAlmostEqual(gpu_check.main_run_share(120, routers, 0), 40)
+        self.assertAlmostEqual(gpu_check.main_run_share(80, routers, 1), 40)
+        self.assertAlmostEqual(gpu_check.main_run_share(40, routers, 2), 40)
+        self.assertAlmostEqual(gpu_check.main_run_share(30, routers, 3), 30)  # the others take what is left
+        self.assertAlmostEqual(gpu_check.main_run_share(90, ["topk", "dirmoe"], 0), 45)
 
 
 class ReportTest(unittest.TestCase):
@@ -288,7 +298,8 @@ class DryRunTest(unittest.TestCase):
             for expected in ("would run (configure", "-DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON",
                              "would run (build", "-j 16 --target dirmoe_gpu_tests bench_suite",
                              "would run (gpu tests", "ctest --test-dir", "-L gpu",
-                             "bench topk: run with 40 steps", "llama185m_switch.json", "llama185m_dirmoe.json",
+                             "bench topk: ", "llama185m_switch.json", "llama185m_dirmoe.json",
+                             "bench dirmoe_alpha_fp32: shortened", "--set router.dirmoe.alpha_mlp_precision=fp32",
                              "dry run done"):
                 self.assertIn(expected, text)
             self.assertFalse(os.path.exists(out))
