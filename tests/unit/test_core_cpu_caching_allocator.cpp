@@ -41,7 +41,30 @@ TEST_CASE("small blocks are not cached and the cap returns the overflow", "[core
     c10::DataPtr a = alloc.allocate(size_t{3} << 20);
     c10::DataPtr b = alloc.allocate(size_t{3} << 20);
   }
-  CHECK(alloc.cached_bytes() == (size_t{3} << 20));  // the second would pass the 5 MiB cap
+  CHECK(alloc.cached_bytes() == (size_t{3} << 20));  // both would pass the 5 MiB cap
+  { c10::DataPtr too_big = alloc.allocate(size_t{6} << 20); }
+  CHECK(alloc.cached_bytes() == (size_t{3} << 20));  // larger than the cap: straight back, nothing evicted
+}
+
+TEST_CASE("when the cache is full, the blocks freed longest ago make room", "[core][allocator]") {
+  // Sizes that stop coming (a finished model's, another token count's) must not keep a steady one out:
+  // the cache is full of three one-off blocks when the steady 4 MiB block is freed.
+  const size_t mib = size_t{1} << 20;
+  CachingCpuAllocator alloc(10 * mib);
+  for (size_t extra = 1; extra <= 3; ++extra) {
+    c10::DataPtr once = alloc.allocate(3 * mib + extra * 4096);
+    std::memset(once.get(), 1, 3 * mib);
+  }
+  const size_t one_offs = 9 * mib + 6 * 4096;
+  REQUIRE(alloc.cached_bytes() == one_offs);
+  { c10::DataPtr steady = alloc.allocate(4 * mib); }
+  // two one-offs, the oldest, went back to the system; the steady block is cached
+  CHECK(alloc.cached_bytes() == 4 * mib + 3 * mib + 3 * 4096);
+  const size_t before = alloc.cached_bytes();
+  c10::DataPtr steady = alloc.allocate(4 * mib);
+  CHECK(before - alloc.cached_bytes() == 4 * mib);  // served from the cache
+  steady.clear();
+  CHECK(alloc.cached_bytes() == before);
 }
 
 TEST_CASE("tensors on the caching allocator compute like any other", "[core][allocator]") {

@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <iterator>
+#include <vector>
+
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
 #include <c10/util/Exception.h>
@@ -29,9 +32,12 @@ c10::DataPtr CachingCpuAllocator::allocate(size_t n_bytes) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = free_by_size_.find(n_bytes);
-    if (it != free_by_size_.end() && !it->second.empty()) {
-      ptr = it->second.back();
+    if (it != free_by_size_.end()) {
+      const BlockList::iterator newest = it->second.back();
+      ptr = newest->ptr;
+      freed_.erase(newest);
       it->second.pop_back();
+      if (it->second.empty()) free_by_size_.erase(it);
       cached_bytes_ -= n_bytes;
     }
   }
@@ -67,20 +73,33 @@ void CachingCpuAllocator::deleter(void* ptr) {
 }
 
 void CachingCpuAllocator::free_block(void* ptr) {
-  bool keep = false;
+  std::vector<void*> to_system;  // freed after the lock is released
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = live_size_.find(ptr);
     TORCH_INTERNAL_ASSERT(it != live_size_.end());
     const size_t n = it->second;
     live_size_.erase(it);
-    if (cached_bytes_ + n <= max_cached_bytes_) {
-      free_by_size_[n].push_back(ptr);
+    if (n > max_cached_bytes_) {
+      to_system.push_back(ptr);
+    } else {
+      // make room by returning the blocks freed longest ago
+      while (cached_bytes_ + n > max_cached_bytes_) {
+        const CachedBlock oldest = freed_.front();
+        auto bucket = free_by_size_.find(oldest.size);
+        TORCH_INTERNAL_ASSERT(bucket != free_by_size_.end() && bucket->second.front() == freed_.begin());
+        bucket->second.pop_front();
+        if (bucket->second.empty()) free_by_size_.erase(bucket);
+        freed_.pop_front();
+        cached_bytes_ -= oldest.size;
+        to_system.push_back(oldest.ptr);
+      }
+      freed_.push_back({ptr, n});
+      free_by_size_[n].push_back(std::prev(freed_.end()));
       cached_bytes_ += n;
-      keep = true;
     }
   }
-  if (!keep) c10::free_cpu(ptr);
+  for (void* p : to_system) c10::free_cpu(p);
 }
 
 void CachingCpuAllocator::copy_data(void* dest, const void* src, std::size_t count) const {
@@ -93,15 +112,14 @@ size_t CachingCpuAllocator::cached_bytes() const {
 }
 
 void CachingCpuAllocator::release_cached() {
-  std::unordered_map<size_t, std::vector<void*>> blocks;
+  BlockList blocks;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    blocks.swap(free_by_size_);
+    blocks.swap(freed_);
+    free_by_size_.clear();
     cached_bytes_ = 0;
   }
-  for (auto& [size, ptrs] : blocks) {
-    for (void* p : ptrs) c10::free_cpu(p);
-  }
+  for (const CachedBlock& b : blocks) c10::free_cpu(b.ptr);
 }
 
 void install_cpu_caching_allocator(size_t max_cached_bytes) {
