@@ -51,13 +51,27 @@ struct Outputs {
 /// reparameterisation gives it: γ = sg(γ) + dgamma·(α^q − sg(α^q)).
 Outputs reference_chain(const torch::Tensor& x_TD, const std::vector<torch::Tensor>& w, const Inputs& in,
                         const DirmoeChainConstants& c) {
-  auto path = [&](const torch::Tensor& x) {
+  // With alpha_mlp_bf16, W_h·x from bf16 operands into a bf16 product, differentiated by autograd: one
+  // product serves both paths, its weight gradient from both paths' gradients summed (to_weight), x's
+  // from the LM path's alone unless the losses reach x (to_x; the same value).
+  auto bf16_product = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return torch::matmul(a.to(torch::kBFloat16), b.to(torch::kBFloat16).t()).to(a.scalar_type());
+  };
+  torch::Tensor to_weight, to_x;
+  if (c.alpha_mlp_bf16) {
+    to_weight = bf16_product(x_TD.detach(), w[2]);
+    to_x = bf16_product(x_TD, w[2].detach());
+  }
+  auto path = [&](const torch::Tensor& x, bool lm) {
     Outputs o;
     const torch::Tensor linear = torch::matmul(x, w[0].t());
     o.logits = (c.center_logits ? linear - linear.mean(1, true) : linear) + w[1];
     o.scores = o.logits + in.noise_TE;
     o.z = torch::sigmoid(o.scores / c.tau);
-    const torch::Tensor hidden = torch::silu(torch::matmul(x, w[2].t()) + w[3]);
+    const torch::Tensor product = !c.alpha_mlp_bf16 ? torch::matmul(x, w[2].t())
+                                  : lm                ? to_weight + (to_x - to_x.detach())
+                                                      : to_weight;
+    const torch::Tensor hidden = torch::silu(product + w[3]);
     const torch::Tensor alpha_lo = torch::softplus(torch::matmul(hidden, w[4].t()) + w[5]) + c.alpha_lo_offset;
     const torch::Tensor alpha_hi = alpha_lo + torch::softplus(torch::matmul(hidden, w[6].t()) + w[7]) + c.alpha_eps;
     o.alpha_q = c.lambda_q * (o.z * alpha_hi + (1.0 - o.z) * alpha_lo);
@@ -68,8 +82,8 @@ Outputs reference_chain(const torch::Tensor& x_TD, const std::vector<torch::Tens
     o.r = weighted / weighted.sum(1, true);
     return o;
   };
-  const Outputs lm = path(x_TD);
-  Outputs out = c.losses_reach_input ? lm : path(x_TD.detach());
+  const Outputs lm = path(x_TD, true);
+  Outputs out = c.losses_reach_input ? lm : path(x_TD.detach(), false);
   out.r_lm = lm.r;
   return out;
 }
@@ -189,6 +203,46 @@ TEST_CASE("dirmoe routing chain: outputs and gradients equal autograd through th
   SECTION("float32, one α_hi pre-activation at 100 (exp overflows float32 without softplus's threshold)") {
     c.losses_reach_input = false;
     check_chain(c, Probed::all, 10, torch::kFloat32, 100.0, 2e-4);
+  }
+  SECTION("the α MLP's hidden layer in bf16: every probe, losses on x detached and attached") {
+    c.alpha_mlp_bf16 = true;
+    uint64_t seed = 11;
+    for (const bool reach : {false, true}) {
+      c.losses_reach_input = reach;
+      for (const Probed probed : {Probed::all, Probed::lm_only, Probed::losses_only}) {
+        INFO("losses reach x: " << reach << ", probe " << static_cast<int>(probed));
+        check_chain(c, probed, seed++);
+      }
+    }
+  }
+}
+
+TEST_CASE("dirmoe routing chain, α MLP in bf16: x without a gradient and a frozen hidden layer", "[router][dirmoe]") {
+  // The gradients wanted are computed and the others left undefined; those computed equal the ones
+  // of a run that wants every gradient.
+  const Inputs in = make_inputs(21);
+  DirmoeChainConstants c;
+  c.alpha_mlp_bf16 = true;
+  const dirmoe::GammaDrawFunction draw = [&](const torch::Tensor&) { return std::make_pair(in.gamma_TE, in.dgamma_TE); };
+  auto run = [&](bool x_grad, bool hidden_grad) {
+    std::vector<torch::Tensor> w;
+    for (size_t i = 0; i < in.parameters.size(); ++i) {
+      w.push_back(in.parameters[i].clone().requires_grad_(i != 2 || hidden_grad));
+    }
+    const torch::Tensor x = in.x_TD.clone().requires_grad_(x_grad);
+    const DirmoeChainParameters p{w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]};
+    const dirmoe::DirmoeChainOutput out = dirmoe::dirmoe_routing_chain(x, p, in.noise_TE, draw, c);
+    (out.r_lm_TE.square().sum() + out.alpha_q_TE.sum() + out.r_TE.sum()).backward();
+    w.push_back(x);
+    return w;
+  };
+  const std::vector<torch::Tensor> all = run(true, true), frozen = run(false, false);
+  CHECK_FALSE(frozen[8].grad().defined());  // x
+  CHECK_FALSE(frozen[2].grad().defined());  // the hidden layer's weight
+  for (const size_t i : {0, 1, 3, 4, 5, 6, 7}) {
+    INFO("parameter " << i);
+    REQUIRE(frozen[i].grad().defined());
+    CHECK(torch::equal(frozen[i].grad(), all[i].grad()));
   }
 }
 
