@@ -107,17 +107,20 @@ Config scale_config(const std::string& scale, const std::string& device) {
 /// torch::optim::AdamW (same groups and options): the optimiser's share of the step.
 const std::string kLibtorchAdamw = "+libtorch_adamw";
 
-bool uses_libtorch_adamw(const std::string& name) {
-  return name.size() > kLibtorchAdamw.size() &&
-         name.compare(name.size() - kLibtorchAdamw.size(), kLibtorchAdamw.size(), kLibtorchAdamw) == 0;
+/// Whether `name` is a configuration name followed by `suffix` (not the suffix alone).
+bool has_suffix(const std::string& name, const std::string& suffix) {
+  return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
+
+bool uses_libtorch_adamw(const std::string& name) { return has_suffix(name, kLibtorchAdamw); }
 
 /// Suffixes of "dirmoe" that set router.dirmoe.alpha_mlp_precision (docs/dirmoe.md, H14): DirMoE with
 /// its α MLP's hidden layer in bf16, or in float32, whatever the step's autocast.
 const std::string kAlphaBf16 = "+alpha_bf16", kAlphaFp32 = "+alpha_fp32";
 
+/// Removes `suffix` from the end of `name` where has_suffix; says whether it did.
 bool strip_suffix(std::string& name, const std::string& suffix) {
-  if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) return false;
+  if (!has_suffix(name, suffix)) return false;
   name.resize(name.size() - suffix.size());
   return true;
 }

@@ -65,51 +65,57 @@ RouterRun run_router(RouterImpl& router, const torch::Tensor& x_cpu, const torch
   return r;
 }
 
-}  // namespace
-
-// Tolerances: both sides compute in float32 from the same draws, so they differ only by
-// summation order and the CUDA math library's last bits: forward values and the aux losses agree
-// to 1e-5 (relative L2; references under 1e-6 in norm count as 1e-6), gradients to 1e-4; the
-// dispatch masks agree exactly.
-TEST_CASE("each router computes the same forward and backward on CUDA as on the CPU", "[gpu][router]") {
-  REQUIRE(torch::cuda::is_available());
-  const int64_t T = 96, D = 32, E = 8, k = 2;
+/// The router of `config` built twice from one seed, once on the CPU and once on CUDA, run forward and
+/// backward on the same inputs and draws: the dispatch masks agree exactly, the weights and the aux
+/// losses to `value_tolerance`, x's and the parameters' gradients to `grad_tolerance` (relative L2;
+/// references under 1e-6 in norm count as 1e-6).
+void check_cuda_matches_cpu(const Config& config, bool training, double value_tolerance, double grad_tolerance) {
+  const int64_t T = 96, D = config.model.d_model, E = config.model.n_experts, k = config.model.n_experts_active;
   const torch::Device cuda(torch::kCUDA);
   torch::Generator gen = at::detail::createCPUGenerator(/*seed_in=*/5);
   const torch::Tensor x_TD = torch::randn({T, D}, gen);
   const torch::Tensor c_TE = torch::randn({T, E}, gen);
   const RouterNoise noise = cpu_noise(T, D, E, k);
+  torch::manual_seed(11);
+  auto on_cpu = make_router(config);
+  torch::manual_seed(11);
+  auto on_cuda = make_router(config);
+  on_cuda->to(cuda);
+  on_cpu->train(training);
+  on_cuda->train(training);
 
+  const RouterRun a = run_router(*on_cpu, x_TD, c_TE, noise, torch::kCPU);
+  const RouterRun b = run_router(*on_cuda, x_TD, c_TE, noise, cuda);
+  CHECK(b.out.dispatch_mask_TE.device().is_cuda());
+  CHECK(torch::equal(b.out.dispatch_mask_TE.cpu(), a.out.dispatch_mask_TE));
+  CHECK(relative_error(b.out.weights_TE, a.out.weights_TE) < value_tolerance);
+  REQUIRE(b.out.aux_losses.size() == a.out.aux_losses.size());
+  for (const auto& [name, value] : a.out.aux_losses) {
+    INFO("aux loss " << name);
+    REQUIRE(b.out.aux_losses.count(name) == 1);
+    CHECK(relative_error(b.out.aux_losses.at(name), value, /*floor=*/1e-6) < value_tolerance);
+  }
+  CHECK(relative_error(b.x_grad, a.x_grad, /*floor=*/1e-6) < grad_tolerance);
+  REQUIRE(b.param_grads.size() == a.param_grads.size());
+  for (const auto& [name, grad] : a.param_grads) {
+    INFO("gradient of " << name);
+    REQUIRE(b.param_grads.count(name) == 1);
+    CHECK(relative_error(b.param_grads.at(name), grad, /*floor=*/1e-6) < grad_tolerance);
+  }
+}
+
+}  // namespace
+
+// Tolerances: both sides compute in float32 from the same draws, so they differ only by
+// summation order and the CUDA math library's last bits: forward values and the aux losses agree
+// to 1e-5, gradients to 1e-4.
+TEST_CASE("each router computes the same forward and backward on CUDA as on the CPU", "[gpu][router]") {
+  REQUIRE(torch::cuda::is_available());
   for (const std::string& type : registered_routers()) {
     for (const bool training : {true, false}) {
       DYNAMIC_SECTION(type << (training ? " (training)" : " (eval)")) {
-        const Config config = router_test_config(type, D, E, k, /*init_std=*/0.3);
-        torch::manual_seed(11);
-        auto on_cpu = make_router(config);
-        torch::manual_seed(11);
-        auto on_cuda = make_router(config);
-        on_cuda->to(cuda);
-        on_cpu->train(training);
-        on_cuda->train(training);
-
-        const RouterRun a = run_router(*on_cpu, x_TD, c_TE, noise, torch::kCPU);
-        const RouterRun b = run_router(*on_cuda, x_TD, c_TE, noise, cuda);
-        CHECK(b.out.dispatch_mask_TE.device().is_cuda());
-        CHECK(torch::equal(b.out.dispatch_mask_TE.cpu(), a.out.dispatch_mask_TE));
-        CHECK(relative_error(b.out.weights_TE, a.out.weights_TE) < 1e-5);
-        REQUIRE(b.out.aux_losses.size() == a.out.aux_losses.size());
-        for (const auto& [name, value] : a.out.aux_losses) {
-          INFO("aux loss " << name);
-          REQUIRE(b.out.aux_losses.count(name) == 1);
-          CHECK(relative_error(b.out.aux_losses.at(name), value, /*floor=*/1e-6) < 1e-5);
-        }
-        CHECK(relative_error(b.x_grad, a.x_grad, /*floor=*/1e-6) < 1e-4);
-        REQUIRE(b.param_grads.size() == a.param_grads.size());
-        for (const auto& [name, grad] : a.param_grads) {
-          INFO("gradient of " << name);
-          REQUIRE(b.param_grads.count(name) == 1);
-          CHECK(relative_error(b.param_grads.at(name), grad, /*floor=*/1e-6) < 1e-4);
-        }
+        check_cuda_matches_cpu(router_test_config(type, /*d_model=*/32, /*n_experts=*/8, /*k=*/2, /*init_std=*/0.3),
+                               training, 1e-5, 1e-4);
       }
     }
   }
@@ -118,34 +124,10 @@ TEST_CASE("each router computes the same forward and backward on CUDA as on the 
 // DirMoE with its α MLP's hidden layer in bf16 (router.dirmoe.alpha_mlp_precision = bf16): cuBLAS and
 // oneDNN both accumulate the bf16 products in float32, but in their own order, so a product can round to
 // the neighbouring bf16 value (2^-8 relative) on one side; the tolerances allow for a few such elements.
+// The gate stays in float32, so the dispatch masks still agree exactly.
 TEST_CASE("DirMoE's α MLP in bf16 computes on CUDA what it computes on the CPU", "[gpu][router]") {
   REQUIRE(torch::cuda::is_available());
-  const int64_t T = 96, D = 32, E = 8, k = 1;
-  const torch::Device cuda(torch::kCUDA);
-  torch::Generator gen = at::detail::createCPUGenerator(/*seed_in=*/6);
-  const torch::Tensor x_TD = torch::randn({T, D}, gen);
-  const torch::Tensor c_TE = torch::randn({T, E}, gen);
-  const RouterNoise noise = cpu_noise(T, D, E, k);
-  Config config = router_test_config("dirmoe", D, E, k, /*init_std=*/0.3);
+  Config config = router_test_config("dirmoe", /*d_model=*/32, /*n_experts=*/8, /*k=*/1, /*init_std=*/0.3);
   config.router.dirmoe.alpha_mlp_precision = "bf16";
-  torch::manual_seed(12);
-  auto on_cpu = make_router(config);
-  torch::manual_seed(12);
-  auto on_cuda = make_router(config);
-  on_cuda->to(cuda);
-  on_cpu->train();
-  on_cuda->train();
-  const RouterRun a = run_router(*on_cpu, x_TD, c_TE, noise, torch::kCPU);
-  const RouterRun b = run_router(*on_cuda, x_TD, c_TE, noise, cuda);
-  CHECK(torch::equal(b.out.dispatch_mask_TE.cpu(), a.out.dispatch_mask_TE));  // the gate stays in float32
-  CHECK(relative_error(b.out.weights_TE, a.out.weights_TE) < 1e-2);
-  for (const auto& [name, value] : a.out.aux_losses) {
-    INFO("aux loss " << name);
-    CHECK(relative_error(b.out.aux_losses.at(name), value, /*floor=*/1e-6) < 1e-2);
-  }
-  CHECK(relative_error(b.x_grad, a.x_grad, /*floor=*/1e-6) < 2e-2);
-  for (const auto& [name, grad] : a.param_grads) {
-    INFO("gradient of " << name);
-    CHECK(relative_error(b.param_grads.at(name), grad, /*floor=*/1e-6) < 2e-2);
-  }
+  check_cuda_matches_cpu(config, /*training=*/true, 1e-2, 2e-2);
 }
