@@ -171,8 +171,8 @@ TEST_CASE("dirmoe routing chain: outputs and gradients equal autograd through th
   c.alpha_lo_offset = 0.004;
   c.alpha_eps = 1e-3;
   c.theta_mix = 1e-3;
-  c.cpu_loops = GENERATE(true, false);
-  INFO("CPU loops: " << c.cpu_loops);
+  c.element_loops = GENERATE(true, false);
+  INFO("per-token loops: " << c.element_loops);
   SECTION("losses on x detached, centred logits") {
     c.losses_reach_input = false;
     check_chain(c, Probed::all, 1);

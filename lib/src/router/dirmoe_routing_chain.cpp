@@ -11,6 +11,12 @@
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/torch.h>
 
+#include "dirmoe/router/routing_chain_element.h"
+
+#if defined(DIRMOE_CUDA_KERNELS)
+#include "routing_chain_cuda.h"
+#endif
+
 namespace dirmoe {
 // a named namespace: the library's sources are compiled in unity batches, where anonymous ones merge
 namespace routing_chain_detail {
@@ -42,28 +48,47 @@ const T* data_or_null(const Tensor& t) {
   return t.defined() ? t.data_ptr<T>() : nullptr;
 }
 
-// ---- scalar pieces, as LibTorch's CPU kernels compute them --------------------------------------
+/// Whether the element-wise passes can run as per-token loops on x's device: the CPU's threads, or
+/// CUDA kernels where this build has them (routing_chain_cuda.cu).
+bool element_loops_on(const torch::Device& device) {
+  if (device.is_cpu()) return true;
+#if defined(DIRMOE_CUDA_KERNELS)
+  return device.is_cuda();
+#else
+  return false;
+#endif
+}
 
-/// softplus with torch's default β = 1, threshold 20
+/// The constants the per-token passes read, in the chain's dtype T.
 template <typename T>
-T softplus(T x) {
-  return x > T(20) ? x : std::log1p(std::exp(x));
+chain_element::ChainScalars<T> chain_scalars(const DirmoeChainConstants& c, int64_t e) {
+  chain_element::ChainScalars<T> s;
+  s.tau = T(c.tau);
+  s.lambda_q = T(c.lambda_q);
+  s.alpha_lo_offset = T(c.alpha_lo_offset);
+  s.alpha_eps = T(c.alpha_eps);
+  s.keep = T(1.0 - c.theta_mix);
+  s.uniform = T(c.theta_mix / static_cast<double>(e));
+  s.center_logits = c.center_logits;
+  s.mix = c.theta_mix > 0;
+  return s;
 }
-/// its derivative, as softplus_backward: e^x/(e^x + 1) below the threshold, 1 above
-template <typename T>
-T softplus_slope(T x) {
-  if (x > T(20)) return T(1);
-  const T ex = std::exp(x);
-  return ex / (ex + T(1));
-}
-template <typename T>
-T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
-}
-/// log σ(x) = min(x, 0) − log1p(e^−|x|), finite for every x
-template <typename T>
-T log_sigmoid(T x) {
-  return std::min(x, T(0)) - std::log1p(std::exp(-std::abs(x)));
+
+/// pass.run(token) for every token of `pass`, on `device`: the CPU's intra-op threads (kRowsPerTask
+/// tokens per task), or one CUDA thread per token (routing_chain_cuda.cu).
+template <typename Pass>
+void run_per_token(const Pass& pass, const torch::Device& device) {
+  if (device.is_cpu()) {
+    at::parallel_for(0, pass.rows, kRowsPerTask, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) pass.run(row);
+    });
+    return;
+  }
+#if defined(DIRMOE_CUDA_KERNELS)
+  cuda_chain::launch(pass, static_cast<int>(device.index()));
+#else
+  TORCH_CHECK(false, "dirmoe_routing_chain: this build has no CUDA kernels for ", device);  // element_loops_on
+#endif
 }
 
 // ---- the element-wise chain ---------------------------------------------------------------------
@@ -94,37 +119,25 @@ void forward_before_draw(const Tensor& linear_TE, const Tensor& raw_T2E, const T
   for (Tensor* out : {&v.logits_TE, &v.scores_TE, &v.z_TE, &v.slab_gap_TE, &v.alpha_q_TE}) *out = torch::empty({t, e}, options);
   const Tensor noise = noise_TE.contiguous();
   const Tensor bias = gate_bias_E.contiguous();
+  TORCH_CHECK(linear_TE.stride(1) == 1 && raw_T2E.is_contiguous(),
+              "dirmoe_routing_chain: the products must have unit column strides");
   AT_DISPATCH_FLOATING_TYPES(raw_T2E.scalar_type(), "dirmoe_chain_forward_before_draw", [&] {
     using T = scalar_t;
-    const T* lin = linear_TE.data_ptr<T>();
-    const int64_t lin_stride = linear_TE.stride(0);
-    const T* raw = raw_T2E.data_ptr<T>();
-    const T* g = noise.data_ptr<T>();
-    const T* b = bias.data_ptr<T>();
-    T* logits = v.logits_TE.data_ptr<T>();
-    T* scores = v.scores_TE.data_ptr<T>();
-    T* z = v.z_TE.data_ptr<T>();
-    T* gap = v.slab_gap_TE.data_ptr<T>();
-    T* alpha_q = v.alpha_q_TE.data_ptr<T>();
-    const T tau = T(c.tau), lambda_q = T(c.lambda_q), offset = T(c.alpha_lo_offset), eps = T(c.alpha_eps);
-    at::parallel_for(0, t, kRowsPerTask, [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        const T* lin_row = lin + row * lin_stride;
-        T mean = T(0);
-        if (c.center_logits) {
-          for (int64_t i = 0; i < e; ++i) mean += lin_row[i];
-          mean /= T(e);
-        }
-        for (int64_t i = 0; i < e; ++i) {
-          const int64_t at = row * e + i;
-          logits[at] = (lin_row[i] - mean) + b[i];
-          scores[at] = logits[at] + g[at];
-          z[at] = sigmoid(scores[at] / tau);
-          gap[at] = softplus(raw[row * 2 * e + e + i]);
-          alpha_q[at] = (softplus(raw[row * 2 * e + i]) + offset + z[at] * (gap[at] + eps)) * lambda_q;
-        }
-      }
-    });
+    chain_element::ChainBeforeDraw<T> pass;
+    pass.rows = t;
+    pass.e = e;
+    pass.linear_stride = linear_TE.stride(0);
+    pass.linear = linear_TE.data_ptr<T>();
+    pass.raw = raw_T2E.data_ptr<T>();
+    pass.noise = noise.data_ptr<T>();
+    pass.gate_bias = bias.data_ptr<T>();
+    pass.logits = v.logits_TE.data_ptr<T>();
+    pass.scores = v.scores_TE.data_ptr<T>();
+    pass.z = v.z_TE.data_ptr<T>();
+    pass.gap = v.slab_gap_TE.data_ptr<T>();
+    pass.alpha_q = v.alpha_q_TE.data_ptr<T>();
+    pass.s = chain_scalars<T>(c, e);
+    run_per_token(pass, raw_T2E.device());
   });
 }
 
@@ -146,34 +159,16 @@ void forward_after_draw(const Tensor& gamma_TE, const DirmoeChainConstants& c, b
   v.r_TE = torch::empty({t, e}, gamma.options());
   AT_DISPATCH_FLOATING_TYPES(gamma.scalar_type(), "dirmoe_chain_forward_after_draw", [&] {
     using T = scalar_t;
-    const T* gm = gamma.data_ptr<T>();
-    const T* scores = v.scores_TE.data_ptr<T>();
-    T* theta = v.theta_TE.data_ptr<T>();
-    T* sum = v.gamma_sum_T1.data_ptr<T>();
-    T* r = v.r_TE.data_ptr<T>();
-    const T tau = T(c.tau), keep = T(1.0 - c.theta_mix), uniform = T(c.theta_mix / static_cast<double>(e));
-    const bool mix = c.theta_mix > 0;
-    at::parallel_for(0, t, kRowsPerTask, [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        const int64_t base = row * e;
-        T s = T(0);
-        for (int64_t i = 0; i < e; ++i) s += gm[base + i];
-        sum[row] = s;
-        T max_v = -std::numeric_limits<T>::infinity();
-        for (int64_t i = 0; i < e; ++i) {
-          theta[base + i] = gm[base + i] / s;
-          const T mixed = mix ? theta[base + i] * keep + uniform : theta[base + i];
-          r[base + i] = log_sigmoid(scores[base + i] / tau) + std::log(mixed);  // the log-weight v, for now
-          max_v = std::max(max_v, r[base + i]);
-        }
-        T total = T(0);
-        for (int64_t i = 0; i < e; ++i) {
-          r[base + i] = std::exp(r[base + i] - max_v);
-          total += r[base + i];
-        }
-        for (int64_t i = 0; i < e; ++i) r[base + i] /= total;
-      }
-    });
+    chain_element::ChainAfterDraw<T> pass;
+    pass.rows = t;
+    pass.e = e;
+    pass.gamma = gamma.data_ptr<T>();
+    pass.scores = v.scores_TE.data_ptr<T>();
+    pass.theta = v.theta_TE.data_ptr<T>();
+    pass.gamma_sum = v.gamma_sum_T1.data_ptr<T>();
+    pass.r = v.r_TE.data_ptr<T>();
+    pass.s = chain_scalars<T>(c, e);
+    run_per_token(pass, gamma.device());
   });
 }
 
@@ -221,9 +216,10 @@ PathGradients backward_operators(const ChainValues& v, const Tensor& dgamma_dalp
   return out;
 }
 
-/// CPU loops: the LM path's gradient (from g_r_lm alone) and the sum of both paths' (g_r_lm + g_r
-/// and the losses' gradients on ℓ, z̃, α^q), the same steps as backward_operators, one token per
-/// iteration. `lm` is left empty where only the sum is wanted.
+/// Per-token loops (CPU threads or CUDA kernels): the LM path's gradient (from g_r_lm alone) and the
+/// sum of both paths' (g_r_lm + g_r and the losses' gradients on ℓ, z̃, α^q), the same steps as
+/// backward_operators, one token at a time (routing_chain_element.h). `lm` is left empty where only
+/// the sum is wanted.
 void backward_loops(const ChainValues& v, const Tensor& dgamma_dalpha_TE, const Tensor& raw_T2E,
                     const DirmoeChainConstants& c, const Tensor& g_r_lm_TE, const Tensor& g_r_TE,
                     const Tensor& g_logits_TE, const Tensor& g_z_TE, const Tensor& g_alpha_q_TE, bool want_lm,
@@ -236,75 +232,56 @@ void backward_loops(const ChainValues& v, const Tensor& dgamma_dalpha_TE, const 
     p->raw_T2E = torch::empty({t, 2 * e}, options);
     p->logits_TE = torch::empty({t, e}, options);
   }
-  const Tensor g_r_lm = g_r_lm_TE.defined() ? g_r_lm_TE.contiguous() : Tensor();
-  const Tensor g_r = g_r_TE.defined() ? g_r_TE.contiguous() : Tensor();
-  const Tensor g_logits = g_logits_TE.defined() ? g_logits_TE.contiguous() : Tensor();
-  const Tensor g_z = g_z_TE.defined() ? g_z_TE.contiguous() : Tensor();
-  const Tensor g_alpha = g_alpha_q_TE.defined() ? g_alpha_q_TE.contiguous() : Tensor();
+  auto contiguous_or_undefined = [](const Tensor& g) { return g.defined() ? g.contiguous() : Tensor(); };
+  const Tensor g_r_lm = contiguous_or_undefined(g_r_lm_TE), g_r = contiguous_or_undefined(g_r_TE);
+  const Tensor g_logits = contiguous_or_undefined(g_logits_TE), g_z = contiguous_or_undefined(g_z_TE);
+  const Tensor g_alpha = contiguous_or_undefined(g_alpha_q_TE);
   const Tensor dgamma = dgamma_dalpha_TE.contiguous();
   AT_DISPATCH_FLOATING_TYPES(options.dtype().toScalarType(), "dirmoe_chain_backward", [&] {
     using T = scalar_t;
-    const T *gr_lm = data_or_null<T>(g_r_lm), *gr = data_or_null<T>(g_r), *gl = data_or_null<T>(g_logits);
-    const T *gz = data_or_null<T>(g_z), *ga = data_or_null<T>(g_alpha);
-    const T *z = v.z_TE.data_ptr<T>(), *gap = v.slab_gap_TE.data_ptr<T>(), *theta = v.theta_TE.data_ptr<T>();
-    const T *sum_gamma = v.gamma_sum_T1.data_ptr<T>(), *r = v.r_TE.data_ptr<T>(), *dg = dgamma.data_ptr<T>();
-    const T* raw = raw_T2E.data_ptr<T>();
-    const T tau = T(c.tau), lambda_q = T(c.lambda_q), eps = T(c.alpha_eps);
-    const T keep = T(1.0 - c.theta_mix), uniform = T(c.theta_mix / static_cast<double>(e));
-    const bool mix = c.theta_mix > 0;
-    // One path for one token: dr (may be null) and the losses' gradients (each may be null), with a
-    // second dr added to the first where dr2 is given (the sum of the paths' gradients on r).
-    auto token = [&](int64_t row, const T* dr, const T* dr2, const T* dl, const T* dz, const T* da, T* out_linear,
-                     T* out_raw, T* out_logits, T* scratch) {
-      const int64_t base = row * e;
-      T* g_u = scratch;          // d/du
-      T* g_alpha = scratch + e;  // d/dα^q
-      for (int64_t i = 0; i < e; ++i) g_u[i] = g_alpha[i] = T(0);
-      if (dr != nullptr || dr2 != nullptr) {
-        T* g_r_row = scratch + 2 * e;
-        for (int64_t i = 0; i < e; ++i) {
-          g_r_row[i] = (dr != nullptr ? dr[base + i] : T(0)) + (dr2 != nullptr ? dr2[base + i] : T(0));
+    chain_element::ChainBackward<T> sum_pass;
+    sum_pass.rows = t;
+    sum_pass.e = e;
+    sum_pass.r = v.r_TE.data_ptr<T>();
+    sum_pass.z = v.z_TE.data_ptr<T>();
+    sum_pass.gap = v.slab_gap_TE.data_ptr<T>();
+    sum_pass.theta = v.theta_TE.data_ptr<T>();
+    sum_pass.gamma_sum = v.gamma_sum_T1.data_ptr<T>();
+    sum_pass.dgamma = dgamma.data_ptr<T>();
+    sum_pass.raw = raw_T2E.data_ptr<T>();
+    sum_pass.s = chain_scalars<T>(c, e);
+    // the LM path: the same forward values, r_lm's gradient alone
+    chain_element::ChainBackward<T> lm_pass = sum_pass;
+    lm_pass.g_r = data_or_null<T>(g_r_lm);
+    if (want_lm) {
+      lm_pass.out_linear = lm.linear_TE.data_ptr<T>();
+      lm_pass.out_raw = lm.raw_T2E.data_ptr<T>();
+      lm_pass.out_logits = lm.logits_TE.data_ptr<T>();
+    }
+    // both paths: r_lm's and r's gradients summed, and the losses' on ℓ, z̃, α^q
+    sum_pass.g_r = data_or_null<T>(g_r_lm);
+    sum_pass.g_r2 = data_or_null<T>(g_r);
+    sum_pass.g_logits = data_or_null<T>(g_logits);
+    sum_pass.g_z = data_or_null<T>(g_z);
+    sum_pass.g_alpha = data_or_null<T>(g_alpha);
+    sum_pass.out_linear = sum.linear_TE.data_ptr<T>();
+    sum_pass.out_raw = sum.raw_T2E.data_ptr<T>();
+    sum_pass.out_logits = sum.logits_TE.data_ptr<T>();
+    const torch::Device device = options.device();
+    if (device.is_cpu()) {
+      at::parallel_for(0, t, kRowsPerTask, [&](int64_t begin, int64_t end) {
+        for (int64_t row = begin; row < end; ++row) {
+          if (want_lm) lm_pass.run(row);
+          sum_pass.run(row);
         }
-        // softmax: dv = r ⊙ (dr − Σ r·dr)
-        T r_dot = T(0);
-        for (int64_t i = 0; i < e; ++i) r_dot += r[base + i] * g_r_row[i];
-        T* g_theta = scratch + 3 * e;
-        T theta_dot = T(0);
-        for (int64_t i = 0; i < e; ++i) {
-          const T g_v = r[base + i] * (g_r_row[i] - r_dot);
-          g_u[i] = g_v * (T(1) - z[base + i]);  // d log σ(u)/du = 1 − z̃
-          const T mixed = mix ? theta[base + i] * keep + uniform : theta[base + i];
-          g_theta[i] = mix ? (g_v / mixed) * keep : g_v / mixed;
-          theta_dot += g_theta[i] * theta[base + i];
-        }
-        // θ = γ/Σγ, then γ(α^q) by dγ/dα^q
-        for (int64_t i = 0; i < e; ++i) g_alpha[i] = (g_theta[i] - theta_dot) / sum_gamma[row] * dg[base + i];
-      }
-      T mean = T(0);
-      for (int64_t i = 0; i < e; ++i) {
-        const int64_t at = base + i;
-        const T g_scaled = (g_alpha[i] + (da != nullptr ? da[at] : T(0))) * lambda_q;
-        // α^q = λ^q·(softplus(lo) + a_lo + ε + z̃·(softplus(hi) + ε))
-        out_raw[row * 2 * e + i] = g_scaled * softplus_slope(raw[row * 2 * e + i]);
-        out_raw[row * 2 * e + e + i] = g_scaled * z[at] * softplus_slope(raw[row * 2 * e + e + i]);
-        const T g_z_total = g_scaled * (gap[at] + eps) + (dz != nullptr ? dz[at] : T(0));
-        const T g_u_total = g_u[i] + g_z_total * z[at] * (T(1) - z[at]);  // z̃ = σ(u)
-        out_logits[at] = g_u_total / tau + (dl != nullptr ? dl[at] : T(0));  // u = (ℓ + g)/τ
-        mean += out_logits[at];
-      }
-      mean = c.center_logits ? mean / T(e) : T(0);
-      for (int64_t i = 0; i < e; ++i) out_linear[base + i] = out_logits[base + i] - mean;
-    };
-    T *lm_linear = want_lm ? lm.linear_TE.data_ptr<T>() : nullptr, *lm_raw = want_lm ? lm.raw_T2E.data_ptr<T>() : nullptr;
-    T* lm_logits = want_lm ? lm.logits_TE.data_ptr<T>() : nullptr;
-    T *sum_linear = sum.linear_TE.data_ptr<T>(), *sum_raw = sum.raw_T2E.data_ptr<T>(), *sum_logits = sum.logits_TE.data_ptr<T>();
-    at::parallel_for(0, t, kRowsPerTask, [&](int64_t begin, int64_t end) {
-      std::vector<T> scratch(static_cast<size_t>(4 * e));
-      for (int64_t row = begin; row < end; ++row) {
-        if (want_lm) token(row, gr_lm, nullptr, nullptr, nullptr, nullptr, lm_linear, lm_raw, lm_logits, scratch.data());
-        token(row, gr_lm, gr, gl, gz, ga, sum_linear, sum_raw, sum_logits, scratch.data());
-      }
-    });
+      });
+      return;
+    }
+#if defined(DIRMOE_CUDA_KERNELS)
+    cuda_chain::launch_backward(sum_pass, want_lm ? &lm_pass : nullptr, static_cast<int>(device.index()));
+#else
+    TORCH_CHECK(false, "dirmoe_routing_chain: this build has no CUDA kernels for ", device);  // element_loops_on
+#endif
   });
 }
 
@@ -318,7 +295,7 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
                                const Tensor& hi_bias_E, const Tensor& noise_TE, const ChainArguments& args) {
     const DirmoeChainConstants& c = args.constants;
     const int64_t e = gate_weight_ED.size(0), h = hidden_weight_HD.size(0);
-    const bool loops = c.cpu_loops && x_TD.device().is_cpu();
+    const bool loops = c.element_loops && element_loops_on(x_TD.device());
     // weight_OD: what x's gradient multiplies, [gate | hidden] [E + H, D], or the gate's alone [E, D]
     // when the hidden layer runs in bf16 (the backward rounds x and W_h to bf16 again: not saved, an
     // extra [T, D] per layer kept until the backward otherwise)
@@ -488,6 +465,10 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
 };
 
 }  // namespace routing_chain_detail
+
+bool routing_chain_element_loops_on(const torch::Device& device) {
+  return routing_chain_detail::element_loops_on(device);
+}
 
 DirmoeChainOutput dirmoe_routing_chain(const torch::Tensor& x_TD, const DirmoeChainParameters& p,
                                        const torch::Tensor& noise_TE, const GammaDrawFunction& draw,

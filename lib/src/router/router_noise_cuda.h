@@ -2,7 +2,7 @@
 // The CUDA kernels of the counter-based router noise (router_noise_cuda.cu), declared without any
 // CUDA or LibTorch header so that router_noise_source.cpp, compiled by the host compiler, can call
 // them. Built only where LibTorch has CUDA and nvcc is found (lib/CMakeLists.txt defines
-// DIRMOE_CUDA_NOISE_KERNELS then); each runs on the device's current stream.
+// DIRMOE_CUDA_KERNELS then); each runs on the device's current stream.
 #include <cstdint>
 
 #include "dirmoe/router/counter_noise_element.h"

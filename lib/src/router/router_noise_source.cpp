@@ -10,7 +10,7 @@
 
 #include "dirmoe/router/counter_noise_element.h"
 
-#if defined(DIRMOE_CUDA_NOISE_KERNELS)
+#if defined(DIRMOE_CUDA_KERNELS)
 #include "router_noise_cuda.h"
 #endif
 
@@ -70,7 +70,7 @@ void fill_uniform(T* out, const RouterNoiseKey& key, RouterNoiseStream stream, i
 }  // namespace
 
 bool cuda_noise_kernels_built() {
-#if defined(DIRMOE_CUDA_NOISE_KERNELS)
+#if defined(DIRMOE_CUDA_KERNELS)
   return true;
 #else
   return false;
@@ -87,7 +87,7 @@ torch::Tensor counter_uniform(const RouterNoiseKey& key, RouterNoiseStream strea
   // float32 and float64 are filled directly (the values are exact in both); other dtypes via float32.
   const auto fill_dtype = dtype == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   const std::vector<int64_t> shape = words == 1 ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{rows, cols, words};
-#if defined(DIRMOE_CUDA_NOISE_KERNELS)
+#if defined(DIRMOE_CUDA_KERNELS)
   if (options.device().is_cuda()) {
     torch::Tensor out = torch::empty(shape, options.dtype(fill_dtype));
     cuda_noise::launch_counter_uniform(noise_words(key, stream), static_cast<uint64_t>(key.token_offset), rows, cols,
@@ -114,7 +114,7 @@ double smallest_normal(torch::ScalarType dtype) {
   return static_cast<double>(std::numeric_limits<float>::min());  // float32; bf16 and half: float32's
 }
 
-#if defined(DIRMOE_CUDA_NOISE_KERNELS)
+#if defined(DIRMOE_CUDA_KERNELS)
 /// counter_gamma on CUDA: one thread per element (router_noise_cuda.cu), the CPU's arithmetic.
 /// float32 and float64 α directly; other dtypes through float32.
 torch::Tensor counter_gamma_cuda(const RouterNoiseKey& key, RouterNoiseStream stream, const torch::Tensor& alpha_TC) {
@@ -164,7 +164,7 @@ torch::Tensor counter_gamma_elementwise(const RouterNoiseKey& key, RouterNoiseSt
 torch::Tensor counter_gamma(const RouterNoiseKey& key, RouterNoiseStream stream, const torch::Tensor& alpha_TC) {
   TORCH_CHECK(alpha_TC.dim() == 2, "counter_gamma: alpha must be (T, C), got ", alpha_TC.sizes());
   if (alpha_TC.device().is_cpu()) return counter_gamma_elementwise(key, stream, alpha_TC);
-#if defined(DIRMOE_CUDA_NOISE_KERNELS)
+#if defined(DIRMOE_CUDA_KERNELS)
   if (alpha_TC.device().is_cuda()) return counter_gamma_cuda(key, stream, alpha_TC);
 #endif
   return counter_gamma_tensor_ops(key, stream, alpha_TC);

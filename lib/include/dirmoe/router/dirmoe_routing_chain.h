@@ -10,9 +10,11 @@
 // second time on the same values (same products, noise and Gamma draws), only to keep its gradient
 // off the router input. Here the forward runs once and feeds both paths' outputs; the backward
 // applies the chain's Jacobian to the sum of both paths' gradients (the parameters' gradients) and,
-// when the losses must not reach x, to the LM path's alone (x's gradient). On the
-// CPU the element-wise parts run as loops over tokens (one pass forward before and one after the
-// Gamma draw, one backward); elsewhere as tensor operators. bench/README.md has the profiles.
+// when the losses must not reach x, to the LM path's alone (x's gradient). The element-wise parts run
+// as passes over tokens (one forward before and one after the Gamma draw, one backward;
+// routing_chain_element.h): on the CPU's intra-op threads, and on CUDA as one kernel each, one thread
+// per token, where the build has dirmoe's CUDA kernels; elsewhere as tensor operators.
+// bench/README.md has the profiles.
 #include <cstdint>
 #include <functional>
 #include <utility>
@@ -30,7 +32,8 @@ struct DirmoeChainConstants {
   double alpha_eps = 0;            // ε: α_hi = α_lo + softplus(·) + ε
   double theta_mix = 0;            // θ̃ = (1 − theta_mix)·θ + theta_mix/E
   bool losses_reach_input = false; // false (aux_detach_input): x gets the LM path's gradient only
-  bool cpu_loops = true;           // on the CPU, the element-wise parts as loops (false: operators, as on a GPU)
+  bool element_loops = true;       // the element-wise parts as per-token passes (CPU loops, CUDA kernels) where
+                                   // the device has them (false: tensor operators)
   // the α MLP's hidden-layer GEMM W_h·x with bf16 operands and result (float32 accumulation), forward and
   // backward, as autocast runs a linear layer; the gate's product, the bias and everything after in x's
   // dtype (false: the gate and the hidden layer as one GEMM in x's dtype)
@@ -57,6 +60,10 @@ struct DirmoeChainOutput {
   torch::Tensor alpha_q_TE;  // α^q = λ^q·(z̃·α_hi + (1 − z̃)·α_lo)
   torch::Tensor r_TE;        // r
 };
+
+/// Whether the element-wise parts run as per-token passes on `device` (element_loops): always on the
+/// CPU; on CUDA where this build has dirmoe's CUDA kernels (lib/CMakeLists.txt).
+bool routing_chain_element_loops_on(const torch::Device& device);
 
 /// Runs the chain on x_TD with the Logistic noise g = noise_TE [T, E] and the Gamma draws of
 /// `draw`. x and the parameters must share one device and be float32 or float64.
