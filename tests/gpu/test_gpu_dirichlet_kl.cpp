@@ -78,10 +78,15 @@ TEST_CASE("the build runs the Dirichlet KL as CUDA kernels where the GPU check r
 TEST_CASE("the Dirichlet KL on CUDA: the node computes the CPU node's and the operators' values and gradients",
           "[gpu][router][dirmoe]") {
   REQUIRE(torch::cuda::is_available());
-  REQUIRE(dirmoe::dirichlet_kl_node_on(torch::Device(torch::kCUDA)));
+  if (!dirmoe::dirichlet_kl_node_on(torch::Device(torch::kCUDA))) {
+    // without the kernels the comparisons would compare the operators with themselves (the first test
+    // case fails instead under gpu_check's DIRMOE_GPU_REQUIRED=1)
+    WARN("this build has no CUDA kernels for the Dirichlet KL: nothing to compare");
+    return;
+  }
   const torch::Device cuda(torch::kCUDA), cpu(torch::kCPU);
   torch::Generator gen = at::detail::createCPUGenerator(/*seed_in=*/26);
-  // α over the router's range, 0.02 to 40; 3 × 211 rows of 8 (a partial last thread block)
+  // α over the router's range, 0.02 to 40; 3 × 211 rows of 8 (five thread blocks of 128, the last partial)
   auto draw_alpha = [&](std::vector<int64_t> shape) {
     return torch::exp(torch::rand(shape, gen, torch::TensorOptions().dtype(torch::kFloat64)) * 7.6 - 3.9);
   };

@@ -39,6 +39,25 @@ TEST_CASE("digamma and trigamma equal their closed forms", "[router][dirmoe]") {
     CHECK(close(digamma(n + 1.0), -kEulerGamma + harmonic, 2e-15));
     CHECK(close(trigamma(n + 1.0), kPi * kPi / 6.0 - inverse_squares, 2e-14));
   }
+  // the series' side, where the recurrences leave x ≥ 10: mpmath's values (30 digits, rounded), to a
+  // purely relative 4e-15; dropping the series' last term (B_14) or changing one coefficient fails these
+  const double mpmath_x[] = {3.7, 10.0, 10.5, 12.0, 25.0};
+  const double mpmath_digamma[] = {1.1671535393615114409, 2.2517525890667211076, 2.3030010342976863753,
+                                   2.4426616799758120167, 3.1987425128519740085};
+  const double mpmath_trigamma[] = {0.31003785767003830216, 0.10516633568168574612, 0.099916956059126733204,
+                                    0.08690187287176839075, 0.040810663257225579187};
+  for (int i = 0; i < 5; ++i) {
+    INFO("x = " << mpmath_x[i]);
+    CHECK(std::abs(digamma(mpmath_x[i]) / mpmath_digamma[i] - 1.0) < 4e-15);
+    CHECK(std::abs(trigamma(mpmath_x[i]) / mpmath_trigamma[i] - 1.0) < 4e-15);
+  }
+  // just below 0, where the reflection's cot(πx) and sin(πx) need x reduced exactly:
+  // ψ(−ε) = 1/ε + ψ(1) + O(ε) = 1/ε − γ + O(ε), ψ′(−ε) = 1/ε² + π²/6 + O(ε) (Laurent series at the pole)
+  for (const double eps : {1e-9, 1e-12}) {
+    INFO("x = " << -eps);
+    CHECK(std::abs(digamma(-eps) / (1.0 / eps - kEulerGamma) - 1.0) < 1e-15);
+    CHECK(std::abs(trigamma(-eps) / (1.0 / (eps * eps) + kPi * kPi / 6.0) - 1.0) < 1e-15);
+  }
   // ψ(1 − x) − ψ(x) = π·cot(πx) and ψ′(1 − x) + ψ′(x) = π²/sin²(πx), at negative x
   for (const double x : {-0.25, -1.5, -2.3, -10.7}) {
     INFO("x = " << x);

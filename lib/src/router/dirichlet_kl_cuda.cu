@@ -12,7 +12,8 @@
 namespace dirmoe::cuda_kl {
 namespace {
 
-constexpr int kThreads = 256;
+/// 128 threads per block, as routing_chain_cuda.cu: more blocks than SMs at the recipes' token counts.
+constexpr int kThreads = 128;
 
 /// ψ and ψ′ of special_functions.h, lnΓ of CUDA's math library.
 struct DeviceSpecialFunctions {

@@ -1,6 +1,6 @@
 // CUDA kernels of DirMoE's routing chain: the host's per-token passes (router/routing_chain_element.h)
-// run one token per thread. Written as tensor operators instead, the same chain launched some 15
-// kernels forward and 30 backward per path on [T, E] tensors of a few microseconds each
+// run one token per thread. Written as tensor operators instead, the same chain launched about 20
+// kernels forward and 25 backward per path on [T, E] tensors of a few microseconds each
 // (bench/README.md, "The GPU figures": about 270 more operator calls per layer than top-k's).
 #include "routing_chain_cuda.h"
 
@@ -11,7 +11,9 @@
 namespace dirmoe::cuda_chain {
 namespace {
 
-constexpr int kThreads = 256;
+/// 128 threads per block: the 185M recipe's 32,768 tokens per layer make 256 blocks, about two per SM
+/// of an H100 (with 256 threads, one); each thread's work is a row of E experts.
+constexpr int kThreads = 128;
 
 /// Thread blocks for one thread per token; a grid has at most 2^31 − 1 blocks in x.
 unsigned int blocks_for(int64_t rows) {

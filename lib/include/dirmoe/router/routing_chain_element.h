@@ -3,8 +3,8 @@
 // CUDA device code: the element-wise steps before and after the Gamma draw, and the backward of one
 // path. The CPU loops (dirmoe_routing_chain.cpp, tokens on the intra-op threads) and the CUDA kernels
 // (routing_chain_cuda.cu, one thread per token) run these same functions, so both devices compute the
-// same formulas in the same order; only the math library's last bits differ (glibc's expf against
-// CUDA's). The formulas are those of dirmoe_router.h (arXiv 2602.09001 §3–4):
+// same formulas in the same order; they differ in the math library's last bits (glibc's expf against
+// CUDA's) and where nvcc contracts a·b + c into one fused multiply-add (the host build does not). The formulas are those of dirmoe_router.h (arXiv 2602.09001 §3–4):
 //   ℓ = W·x − mean_e W·x + b,  u = (ℓ + g)/τ,  z̃ = σ(u),
 //   α_lo = softplus(lo) + a_lo + ε,  α_hi = α_lo + softplus(hi) + ε,  α^q = λ^q·(α_lo + z̃·(α_hi − α_lo)),
 //   θ = γ/Σγ,  θ̃ = (1 − m)·θ + m/E,  r = softmax(log σ(u) + log θ̃).
