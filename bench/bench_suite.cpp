@@ -41,6 +41,7 @@
 #include "dirmoe/model/flops.h"
 #include "dirmoe/model/moe_layer.h"
 #include "dirmoe/model/swiglu_experts.h"
+#include "dirmoe/router/element_kernels.h"
 #include "dirmoe/router/router_registry.h"
 #include "dirmoe/train/optimizer.h"
 #include "dirmoe/train/train_step.h"
@@ -547,7 +548,9 @@ json environment(const torch::Device& device, const std::string& scale, const Co
                          {"vocab_size", c.model.vocab_size}, {"n_experts", c.model.n_experts},
                          {"k", c.model.n_experts_active}}},
               {"batch_size", c.train.batch_size},
-              {"precision", device.is_cuda() ? "bf16-autocast" : "fp32"}};
+              {"precision", device.is_cuda() ? "bf16-autocast" : "fp32"},
+              // DirMoE's routing chain and Dirichlet KL as dirmoe's CUDA kernels (element_kernels.h)
+              {"cuda_element_kernels", cuda_element_kernels_enabled()}};
   return env;
 }
 
@@ -560,7 +563,7 @@ int main(int argc, char** argv) {
   int64_t threads = 0, batch = 0;
   int repeats = 4, warmup = 1, layer_repeats = 5, router_repeats = 60;
   std::vector<std::string> routers;
-  bool caching_allocator = true;
+  bool caching_allocator = true, cuda_element_kernels = true;
   for (CLI::App* sub : {app.add_subcommand("suite", "interleaved comparisons"),
                         app.add_subcommand("step", "one configuration alone (time and peak memory)"),
                         app.add_subcommand("profile", "one configuration under the autograd profiler")}) {
@@ -572,6 +575,9 @@ int main(int argc, char** argv) {
     sub->add_option("--warmup", warmup, "untimed steps first");
     sub->add_option("--out", out_path, "also write the JSON here");
     sub->add_option("--caching-allocator", caching_allocator, "install dirmoe's CPU caching allocator (dirmoe-train does)");
+    sub->add_option("--cuda-element-kernels", cuda_element_kernels,
+                    "DirMoE's routing chain and Dirichlet KL as dirmoe's CUDA kernels where built (false: as tensor "
+                    "operators, their state before the kernels)");
   }
   app.get_subcommand("suite")
       ->add_option("--layer-repeats", layer_repeats, "interleaved MoE layer passes per layer")
@@ -602,6 +608,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (caching_allocator) install_cpu_caching_allocator();  // as dirmoe-train does
+    set_cuda_element_kernels_enabled(cuda_element_kernels);
     torch::set_num_threads(threads > 0 ? static_cast<int>(threads)
                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     const torch::Device device(device_name);

@@ -9,14 +9,15 @@ package registry: the other build dependencies come from the Debian packages tha
   build      only what the checks run: dirmoe_gpu_tests, bench_suite, dirmoe-data/-train/-eval
   tests      ctest -L gpu (the [gpu] Catch2 cases and tests/cli/test_*_gpu.sh)
   bench      llama185m recipes, bf16: switch and dirmoe first, then dirmoe with its α MLP in float32
-             (router.dirmoe.alpha_mlp_precision, whose "auto" runs it in bf16 here), remoe and
-             sparsemixer while time remains; ms/step, tokens/s, achieved TFLOP/s, peak CUDA memory,
-             DirMoE/Switch
+             (router.dirmoe.alpha_mlp_precision, whose "auto" runs it in bf16 here), dirmoe without
+             its CUDA element kernels (bench_suite --cuda-element-kernels false: the routing chain and
+             the Dirichlet KL as tensor operators), remoe and sparsemixer while time remains; ms/step,
+             tokens/s, achieved TFLOP/s, peak CUDA memory, DirMoE/Switch
 
 Everything lands in one JSON file (gpu_check.json, rewritten atomically after every stage so that
 a run cut short still leaves what it measured) and one log, in --out (default: $OUT when set,
 else the build directory). The whole run keeps to a time budget (--budget, 480 s): each stage gets
-what is left, the tests leave room for the three main benchmark runs, and benchmark runs are
+what is left, the tests leave room for the four main benchmark runs, and benchmark runs are
 shortened or skipped (recorded in the JSON) when the rest would not fit.
 
     scripts/gpu_check.sh                    the real thing (on a CUDA host)
@@ -39,11 +40,14 @@ FORMAT_VERSION = 1
 TARGETS = ["dirmoe_gpu_tests", "bench_suite", "dirmoe-data", "dirmoe-train", "dirmoe-eval"]
 # Router → recipe of the benchmark, in the order they run (the first two give the ratio).
 RECIPES = {"topk": "llama185m_switch.json", "dirmoe": "llama185m_dirmoe.json",
-           "dirmoe_alpha_fp32": "llama185m_dirmoe.json",
+           "dirmoe_alpha_fp32": "llama185m_dirmoe.json", "dirmoe_operators": "llama185m_dirmoe.json",
            "remoe": "llama185m_remoe.json", "sparsemixer": "llama185m_sparsemixer.json"}
 # Config overrides of a benchmark run besides its recipe's: DirMoE with the α MLP in float32, the
 # before of the bf16 α MLP (docs/dirmoe.md, H14), measured in the same run.
 OVERRIDES = {"dirmoe_alpha_fp32": ["router.dirmoe.alpha_mlp_precision=fp32"]}
+# bench_suite flags of a benchmark run: DirMoE with its routing chain and Dirichlet KL as tensor operators,
+# the before of their CUDA kernels (router/element_kernels.h), measured in the same run.
+BENCH_FLAGS = {"dirmoe_operators": ["--cuda-element-kernels", "false"]}
 # What each stage is expected to take on one H200 host with 16 cores (the dry run plans with these;
 # the real run measures and records each stage's seconds in the report).
 ESTIMATES = {"preflight": 10.0, "configure": 45.0, "build": 210.0, "tests": 90.0}
@@ -111,9 +115,9 @@ def plan_bench_run(left, cost, steps, warmup, min_steps):
     return "skipped", 0
 
 
-# The benchmark runs the goals and the α MLP's lever are read from: the tests leave room for each at
-# --min-steps, and they share the time left for them evenly.
-MAIN_RUNS = ("topk", "dirmoe", "dirmoe_alpha_fp32")
+# The benchmark runs the goals and the levers (the α MLP in bf16, the element kernels) are read from: the
+# tests leave room for each at --min-steps, and they share the time left for them evenly.
+MAIN_RUNS = ("topk", "dirmoe", "dirmoe_alpha_fp32", "dirmoe_operators")
 
 
 def main_run_share(left, routers, index):
@@ -370,7 +374,7 @@ def bench_command(args, router, steps, warmup):
     return [os.path.join(args.build_dir, "bin", "bench_suite"), "step", "--device", "cuda", "--scale", "llama185m",
             "--config", os.path.join(ROOT, "experiments", "configs", RECIPES[router]),
             "--repeats", str(steps), "--warmup", str(warmup)] + \
-        [arg for o in OVERRIDES.get(router, []) for arg in ("--set", o)]
+        [arg for o in OVERRIDES.get(router, []) for arg in ("--set", o)] + BENCH_FLAGS.get(router, [])
 
 
 def bench_figures(step_json):
@@ -397,6 +401,9 @@ def summarize_bench(runs):
     fp32 = runs.get("dirmoe_alpha_fp32", {}).get("figures")
     if sw and fp32:
         out["dirmoe_alpha_fp32_over_switch"] = fp32["ms_per_step"] / sw["ms_per_step"]
+    operators = runs.get("dirmoe_operators", {}).get("figures")
+    if sw and operators:
+        out["dirmoe_operators_over_switch"] = operators["ms_per_step"] / sw["ms_per_step"]
     return out
 
 
@@ -416,7 +423,7 @@ def parse_args(argv):
     p.add_argument("--test-jobs", type=int, default=4, help="ctest -j on the one GPU")
     p.add_argument("--python", default="", help="the python with torch (default: python3, else .venv's)")
     p.add_argument("--stages", default="preflight,configure,build,tests,bench")
-    p.add_argument("--routers", default="topk,dirmoe,dirmoe_alpha_fp32,remoe,sparsemixer")
+    p.add_argument("--routers", default="topk,dirmoe,dirmoe_alpha_fp32,dirmoe_operators,remoe,sparsemixer")
     p.add_argument("--steps", type=int, default=40, help="timed benchmark steps per router")
     p.add_argument("--warmup", type=int, default=3, help="untimed benchmark steps first")
     p.add_argument("--min-steps", type=int, default=10, help="fewer would not be worth the start-up")
@@ -626,6 +633,9 @@ def main(argv=None):
                     f"Switch {summary['switch_tflops_per_s']:.0f} TFLOP/s (goal ≥ {GOAL_SWITCH_TFLOPS:.0f})")
             if "dirmoe_alpha_fp32_over_switch" in summary:
                 say(f"bench: DirMoE with its α MLP in float32 / Switch {summary['dirmoe_alpha_fp32_over_switch']:.3f}")
+            if "dirmoe_operators_over_switch" in summary:
+                say(f"bench: DirMoE without the element kernels (operators) / Switch "
+                    f"{summary['dirmoe_operators_over_switch']:.3f}")
 
     if args.dry_run:
         say(f"dry run done: {len(runner.planned)} commands planned")

@@ -12,6 +12,7 @@
 
 #include "../support/router_test_util.h"
 #include "dirmoe/router/dirichlet.h"
+#include "dirmoe/router/element_kernels.h"
 
 using dirmoe::testing::scaled_max_abs_diff;
 
@@ -110,6 +111,18 @@ TEST_CASE("the Dirichlet KL on CUDA: the node computes the CPU node's and the op
         }
       }
     }
+  }
+  SECTION("switched off (bench_suite --cuda-element-kernels false), the KL runs as the operators") {
+    struct Restore {
+      ~Restore() { dirmoe::set_cuda_element_kernels_enabled(true); }
+    } restore;
+    dirmoe::set_cuda_element_kernels_enabled(false);
+    const KlRun off = run_kl(dirmoe::dirichlet_kl, cuda, torch::kFloat64, q, p, w, true, true, false);
+    const torch::Tensor value = dirmoe::dirichlet_kl(q.to(cuda), p.to(cuda).requires_grad_(true));
+    CHECK_FALSE(gpu_dirichlet_kl_test::from_node(value));
+    dirmoe::set_cuda_element_kernels_enabled(true);
+    const KlRun node = run_kl(dirmoe::dirichlet_kl, cuda, torch::kFloat64, q, p, w, true, true, true);
+    check_same(node, off, 1e-10, 1e-8);
   }
   SECTION("1-D arguments: one scalar KL") {
     const torch::Tensor q1 = q[0][0], p1 = p[0][0], w1 = torch::ones({}, torch::kFloat64);

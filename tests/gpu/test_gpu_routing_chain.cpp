@@ -14,6 +14,7 @@
 
 #include "../support/router_test_util.h"
 #include "dirmoe/router/dirmoe_routing_chain.h"
+#include "dirmoe/router/element_kernels.h"
 
 using dirmoe::DirmoeChainConstants;
 using dirmoe::testing::scaled_max_abs_diff;
@@ -174,6 +175,20 @@ TEST_CASE("DirMoE's routing chain: the CUDA kernels compute the operators' and t
         }
       }
     }
+  }
+  SECTION("switched off (bench_suite --cuda-element-kernels false), the chain runs as the operators") {
+    struct Restore {
+      ~Restore() { dirmoe::set_cuda_element_kernels_enabled(true); }
+    } restore;
+    c.losses_reach_input = false;
+    c.center_logits = true;
+    c.theta_mix = 1e-3;
+    c.element_loops = true;
+    const auto kernels = run_chain(cuda, torch::kFloat64, c, 78, Probed::all);
+    dirmoe::set_cuda_element_kernels_enabled(false);
+    CHECK_FALSE(dirmoe::routing_chain_element_loops_on(cuda));
+    const auto off = run_chain(cuda, torch::kFloat64, c, 78, Probed::all);
+    check_same(kernels, off, 1e-12, 1e-12);
   }
   SECTION("five experts (E is a run-time size of the kernels), float64") {
     c.losses_reach_input = false;

@@ -60,15 +60,17 @@ class BudgetTest(unittest.TestCase):
         self.assertAlmostEqual(gpu_check.tests_time_limit(200, cost, 3, 10), 200 - keep)
         self.assertEqual(gpu_check.tests_time_limit(70, cost, 3, 10), 60)  # the floor
         self.assertEqual(gpu_check.tests_time_limit(40, cost, 3, 10), 40)  # never more than is left
-        # with DirMoE's float32-α run as well: three main runs
+        # with DirMoE's float32-α run as well: three main runs; and its operators' run: four
         self.assertAlmostEqual(gpu_check.tests_time_limit(200, cost, 3, 10, main_runs=3), 200 - 1.5 * keep)
+        self.assertAlmostEqual(gpu_check.tests_time_limit(200, cost, 3, 10, main_runs=4), 200 - 2 * keep)
 
     def test_the_main_runs_share_what_is_left_evenly(self):
-        routers = ["topk", "dirmoe", "dirmoe_alpha_fp32", "remoe", "sparsemixer"]
-        self.assertAlmostEqual(gpu_check.main_run_share(120, routers, 0), 40)
-        self.assertAlmostEqual(gpu_check.main_run_share(80, routers, 1), 40)
-        self.assertAlmostEqual(gpu_check.main_run_share(40, routers, 2), 40)
-        self.assertAlmostEqual(gpu_check.main_run_share(30, routers, 3), 30)  # the others take what is left
+        routers = ["topk", "dirmoe", "dirmoe_alpha_fp32", "dirmoe_operators", "remoe", "sparsemixer"]
+        self.assertAlmostEqual(gpu_check.main_run_share(160, routers, 0), 40)
+        self.assertAlmostEqual(gpu_check.main_run_share(120, routers, 1), 40)
+        self.assertAlmostEqual(gpu_check.main_run_share(80, routers, 2), 40)
+        self.assertAlmostEqual(gpu_check.main_run_share(40, routers, 3), 40)
+        self.assertAlmostEqual(gpu_check.main_run_share(30, routers, 4), 30)  # the others take what is left
         self.assertAlmostEqual(gpu_check.main_run_share(90, ["topk", "dirmoe"], 0), 45)
 
 
@@ -174,6 +176,11 @@ class BenchFiguresTest(unittest.TestCase):
                                        "dirmoe_alpha_fp32": {"figures": fp32}})
         self.assertAlmostEqual(s["dirmoe_alpha_fp32_over_switch"], 1.1)
         self.assertAlmostEqual(s["dirmoe_over_switch"], 1.02)
+        operators = dict(sw, ms_per_step=287.5)
+        s = gpu_check.summarize_bench({"topk": {"figures": sw}, "dirmoe": {"figures": dm},
+                                       "dirmoe_operators": {"figures": operators}})
+        self.assertAlmostEqual(s["dirmoe_operators_over_switch"], 1.15)
+        self.assertNotIn("dirmoe_alpha_fp32_over_switch", s)
 
     def test_the_float32_alpha_mlp_run_is_the_dirmoe_recipe_with_one_override(self):
         args = gpu_check.parse_args(["--build-dir", "/tmp/b"])
@@ -182,6 +189,14 @@ class BenchFiguresTest(unittest.TestCase):
         fp32 = gpu_check.bench_command(args, "dirmoe_alpha_fp32", 10, 2)
         self.assertEqual(fp32, plain + ["--set", "router.dirmoe.alpha_mlp_precision=fp32"])
         self.assertNotIn("--set", plain)
+
+    def test_the_operators_run_is_the_dirmoe_recipe_without_the_element_kernels(self):
+        args = gpu_check.parse_args(["--build-dir", "/tmp/b"])
+        self.assertEqual(args.routers[:4], ["topk", "dirmoe", "dirmoe_alpha_fp32", "dirmoe_operators"])
+        plain = gpu_check.bench_command(args, "dirmoe", 10, 2)
+        operators = gpu_check.bench_command(args, "dirmoe_operators", 10, 2)
+        self.assertEqual(operators, plain + ["--cuda-element-kernels", "false"])
+        self.assertNotIn("--cuda-element-kernels", plain)
 
 
 FAKE_TOOLS = {
@@ -265,7 +280,8 @@ class WholeRunTest(unittest.TestCase):
             rc, rep, text = self.run_check(d, "--bench-overhead", "10000")
             self.assertEqual(rc, 0, text)
             runs = rep["bench"]["runs"]
-            self.assertEqual(sorted(runs), ["dirmoe", "dirmoe_alpha_fp32", "remoe", "sparsemixer", "topk"])
+            self.assertEqual(sorted(runs), ["dirmoe", "dirmoe_alpha_fp32", "dirmoe_operators", "remoe", "sparsemixer",
+                                            "topk"])
             for r in runs.values():
                 self.assertEqual(r["status"], "skipped")
                 self.assertIn("needed for 10 steps", r["reason"])
@@ -300,6 +316,7 @@ class DryRunTest(unittest.TestCase):
                              "would run (gpu tests", "ctest --test-dir", "-L gpu",
                              "bench topk: ", "llama185m_switch.json", "llama185m_dirmoe.json",
                              "bench dirmoe_alpha_fp32: shortened", "--set router.dirmoe.alpha_mlp_precision=fp32",
+                             "bench dirmoe_operators: shortened", "--cuda-element-kernels false",
                              "dry run done"):
                 self.assertIn(expected, text)
             self.assertFalse(os.path.exists(out))

@@ -12,6 +12,8 @@
 #include "../support/python_reference.h"
 #include "dirmoe/router/dirichlet.h"
 #include "dirmoe/router/dirichlet_calibration.h"
+#include "dirmoe/router/dirmoe_routing_chain.h"
+#include "dirmoe/router/element_kernels.h"
 
 namespace {
 
@@ -292,4 +294,26 @@ TEST_CASE("calibration formulas match Monte Carlo and invert each other", "[rout
   // the default prior (a_hi 1.985, a_lo 0.005) puts m ≈ 0.98 on the one active expert of 8
   CHECK(dirmoe::subset_mass_beta(8, 1, 0.5, 1.985, 0.005).mean() == Approx(0.98).epsilon(0.005));
   CHECK_THROWS(dirmoe::lambda_for_simpson_symmetric(E, 0.1));  // below 1/E
+}
+
+TEST_CASE("the CUDA element-kernel switch leaves the CPU's KL node and chain loops in place", "[router][dirmoe]") {
+  // bench_suite --cuda-element-kernels false times CUDA's operators; the CPU runs its loops either way
+  struct Restore {
+    ~Restore() { dirmoe::set_cuda_element_kernels_enabled(true); }
+  } restore;
+  const torch::Device cpu(torch::kCPU), cuda(torch::kCUDA);
+  for (const bool enabled : {true, false}) {
+    INFO("enabled " << enabled);
+    dirmoe::set_cuda_element_kernels_enabled(enabled);
+    CHECK(dirmoe::cuda_element_kernels_enabled() == enabled);
+    CHECK(dirmoe::dirichlet_kl_node_on(cpu));
+    CHECK(dirmoe::routing_chain_element_loops_on(cpu));
+    const auto q = (torch::rand({4, 8}, torch::kFloat64) + 0.1).requires_grad_(true);
+    const auto kl = dirmoe::dirichlet_kl(q, q.detach() + 0.5);
+    CHECK(kl.grad_fn()->name().find("DirichletKl") != std::string::npos);
+    if (!enabled) {  // off, CUDA has neither, whatever the build
+      CHECK_FALSE(dirmoe::dirichlet_kl_node_on(cuda));
+      CHECK_FALSE(dirmoe::routing_chain_element_loops_on(cuda));
+    }
+  }
 }

@@ -11,6 +11,7 @@
 
 #include "dirmoe/router/dirichlet.h"
 #include "dirmoe/router/dirichlet_kl_element.h"
+#include "dirmoe/router/element_kernels.h"
 
 #if defined(DIRMOE_CUDA_KERNELS)
 #include "dirichlet_kl_cuda.h"
@@ -144,7 +145,7 @@ class DirichletKl : public torch::autograd::Function<DirichletKl> {
 bool dirichlet_kl_node_on(const torch::Device& device) {
   if (device.is_cpu()) return true;
 #if defined(DIRMOE_CUDA_KERNELS)
-  return device.is_cuda();
+  return device.is_cuda() && cuda_element_kernels_enabled();
 #else
   return false;
 #endif

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "dirmoe/router/routing_chain_element.h"
+#include "dirmoe/router/element_kernels.h"
 
 #if defined(DIRMOE_CUDA_KERNELS)
 #include "routing_chain_cuda.h"
@@ -49,11 +50,12 @@ const T* data_or_null(const Tensor& t) {
 }
 
 /// Whether the element-wise passes can run as per-token loops on x's device: the CPU's threads, or
-/// CUDA kernels where this build has them (routing_chain_cuda.cu).
+/// CUDA kernels where this build has them (routing_chain_cuda.cu) and they are enabled
+/// (element_kernels.h).
 bool element_loops_on(const torch::Device& device) {
   if (device.is_cpu()) return true;
 #if defined(DIRMOE_CUDA_KERNELS)
-  return device.is_cuda();
+  return device.is_cuda() && cuda_element_kernels_enabled();
 #else
   return false;
 #endif

@@ -37,7 +37,7 @@ torch::Tensor dirichlet_reparam(const torch::Tensor& alpha, const torch::Tensor&
 torch::Tensor dirichlet_kl(const torch::Tensor& alpha_q, const torch::Tensor& alpha_p);
 
 /// Whether dirichlet_kl runs as its node on `device`: always on the CPU; on CUDA where this build has
-/// dirmoe's CUDA kernels (src/router/dirichlet_kl_cuda.cu).
+/// dirmoe's CUDA kernels (src/router/dirichlet_kl_cuda.cu) and they are enabled (element_kernels.h).
 bool dirichlet_kl_node_on(const torch::Device& device);
 
 /// KL(Bern(q) ‖ Bern(π)) elementwise with q = σ(logits), computed from log-sigmoids so that

@@ -62,7 +62,8 @@ struct DirmoeChainOutput {
 };
 
 /// Whether the element-wise parts run as per-token passes on `device` (element_loops): always on the
-/// CPU; on CUDA where this build has dirmoe's CUDA kernels (lib/CMakeLists.txt).
+/// CPU; on CUDA where this build has dirmoe's CUDA kernels (lib/CMakeLists.txt) and they are enabled
+/// (element_kernels.h).
 bool routing_chain_element_loops_on(const torch::Device& device);
 
 /// Runs the chain on x_TD with the Logistic noise g = noise_TE [T, E] and the Gamma draws of

@@ -1,0 +1,18 @@
+#pragma once
+// A process-wide switch for dirmoe's CUDA kernels of DirMoE's element-wise work: the routing chain's
+// passes (routing_chain_cuda.cu) and the Dirichlet KL node (dirichlet_kl_cuda.cu). On by default, where
+// the build has them (lib/CMakeLists.txt). Off, a CUDA run computes the same quantities as tensor
+// operators, as it did before the kernels: `bench_suite --cuda-element-kernels false`, so that one GPU
+// session times DirMoE with and without them (scripts/gpu_check.py's dirmoe_operators run). The CPU is
+// not affected: its loops run the same per-token code either way. The router-noise kernels are not
+// switched (their host fallback copies every draw across; bench/README.md, "The GPU figures").
+
+namespace dirmoe {
+
+/// Whether the CUDA element kernels are used where built (default true).
+bool cuda_element_kernels_enabled();
+
+/// Turns them on or off for the whole process, for the forwards and backwards that start after it.
+void set_cuda_element_kernels_enabled(bool enabled);
+
+}  // namespace dirmoe
