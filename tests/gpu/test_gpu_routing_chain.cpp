@@ -137,12 +137,7 @@ TEST_CASE("DirMoE's routing chain: the CUDA kernels compute the operators' and t
   REQUIRE(torch::cuda::is_available());
   const torch::Device cuda(torch::kCUDA), cpu(torch::kCPU);
   if (!kernels_built()) return;
-  DirmoeChainConstants c;
-  c.tau = 0.7;
-  c.lambda_q = 3.0;
-  c.alpha_lo_offset = 0.004;
-  c.alpha_eps = 1e-3;
-  c.theta_mix = 1e-3;
+  DirmoeChainConstants c = dirmoe::testing::nondefault_chain_constants();
   uint64_t seed = 1;
   for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
     const double value_tolerance = dtype == torch::kFloat64 ? 1e-12 : 1e-5;

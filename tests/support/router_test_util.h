@@ -7,6 +7,7 @@
 #include <torch/types.h>
 
 #include "dirmoe/config/config.h"
+#include "dirmoe/router/dirmoe_routing_chain.h"
 
 namespace dirmoe::testing {
 
@@ -20,6 +21,18 @@ inline Config router_test_config(const std::string& type, int64_t d_model, int64
   config.model.n_experts_active = k;
   config.model.init_std = init_std;
   return config;
+}
+
+/// DirMoE's routing chain constants away from their defaults (τ, λ^q, the α offsets, the uniform mix),
+/// so that each one acts: the chain's tests on the CPU and on CUDA start from these.
+inline DirmoeChainConstants nondefault_chain_constants() {
+  DirmoeChainConstants c;
+  c.tau = 0.7;
+  c.lambda_q = 3.0;
+  c.alpha_lo_offset = 0.004;
+  c.alpha_eps = 1e-3;
+  c.theta_mix = 1e-3;
+  return c;
 }
 
 /// max |a − b| over all elements, as a double (bool tensors compare as 0/1).

@@ -165,12 +165,7 @@ using routing_chain_test::Inputs;
 using routing_chain_test::make_inputs;
 
 TEST_CASE("dirmoe routing chain: outputs and gradients equal autograd through the operators", "[router][dirmoe]") {
-  DirmoeChainConstants c;
-  c.tau = 0.7;
-  c.lambda_q = 3.0;
-  c.alpha_lo_offset = 0.004;
-  c.alpha_eps = 1e-3;
-  c.theta_mix = 1e-3;
+  DirmoeChainConstants c = dirmoe::testing::nondefault_chain_constants();
   c.element_loops = GENERATE(true, false);
   INFO("per-token loops: " << c.element_loops);
   SECTION("losses on x detached, centred logits") {

@@ -142,14 +142,7 @@ class DirichletKl : public torch::autograd::Function<DirichletKl> {
 
 }  // namespace dirichlet_kl_detail
 
-bool dirichlet_kl_node_on(const torch::Device& device) {
-  if (device.is_cpu()) return true;
-#if defined(DIRMOE_CUDA_KERNELS)
-  return device.is_cuda() && cuda_element_kernels_enabled();
-#else
-  return false;
-#endif
-}
+bool dirichlet_kl_node_on(const torch::Device& device) { return element_passes_on(device); }
 
 torch::Tensor dirichlet_kl(const torch::Tensor& alpha_q, const torch::Tensor& alpha_p) {
   using dirichlet_kl_detail::DirichletKl;

@@ -49,18 +49,6 @@ const T* data_or_null(const Tensor& t) {
   return t.defined() ? t.data_ptr<T>() : nullptr;
 }
 
-/// Whether the element-wise passes can run as per-token loops on x's device: the CPU's threads, or
-/// CUDA kernels where this build has them (routing_chain_cuda.cu) and they are enabled
-/// (element_kernels.h).
-bool element_loops_on(const torch::Device& device) {
-  if (device.is_cpu()) return true;
-#if defined(DIRMOE_CUDA_KERNELS)
-  return device.is_cuda() && cuda_element_kernels_enabled();
-#else
-  return false;
-#endif
-}
-
 /// The constants the per-token passes read, in the chain's dtype T.
 template <typename T>
 chain_element::ChainScalars<T> chain_scalars(const DirmoeChainConstants& c, int64_t e) {
@@ -89,7 +77,7 @@ void run_per_token(const Pass& pass, const torch::Device& device) {
 #if defined(DIRMOE_CUDA_KERNELS)
   cuda_chain::launch(pass, static_cast<int>(device.index()));
 #else
-  TORCH_CHECK(false, "dirmoe_routing_chain: this build has no CUDA kernels for ", device);  // element_loops_on
+  TORCH_CHECK(false, "dirmoe_routing_chain: this build has no CUDA kernels for ", device);  // element_passes_on
 #endif
 }
 
@@ -282,7 +270,7 @@ void backward_loops(const ChainValues& v, const Tensor& dgamma_dalpha_TE, const 
 #if defined(DIRMOE_CUDA_KERNELS)
     cuda_chain::launch_backward(sum_pass, want_lm ? &lm_pass : nullptr, static_cast<int>(device.index()));
 #else
-    TORCH_CHECK(false, "dirmoe_routing_chain: this build has no CUDA kernels for ", device);  // element_loops_on
+    TORCH_CHECK(false, "dirmoe_routing_chain: this build has no CUDA kernels for ", device);  // element_passes_on
 #endif
   });
 }
@@ -297,7 +285,7 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
                                const Tensor& hi_bias_E, const Tensor& noise_TE, const ChainArguments& args) {
     const DirmoeChainConstants& c = args.constants;
     const int64_t e = gate_weight_ED.size(0), h = hidden_weight_HD.size(0);
-    const bool loops = c.element_loops && element_loops_on(x_TD.device());
+    const bool loops = c.element_loops && element_passes_on(x_TD.device());
     // weight_OD: what x's gradient multiplies, [gate | hidden] [E + H, D], or the gate's alone [E, D]
     // when the hidden layer runs in bf16 (the backward rounds x and W_h to bf16 again: not saved, an
     // extra [T, D] per layer kept until the backward otherwise)
@@ -469,7 +457,7 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
 }  // namespace routing_chain_detail
 
 bool routing_chain_element_loops_on(const torch::Device& device) {
-  return routing_chain_detail::element_loops_on(device);
+  return element_passes_on(device);
 }
 
 DirmoeChainOutput dirmoe_routing_chain(const torch::Tensor& x_TD, const DirmoeChainParameters& p,

@@ -18,4 +18,13 @@ void set_cuda_element_kernels_enabled(bool enabled) {
   element_kernels_detail::enabled_flag().store(enabled, std::memory_order_relaxed);
 }
 
+bool element_passes_on(const c10::Device& device) {
+  if (device.is_cpu()) return true;
+#if defined(DIRMOE_CUDA_KERNELS)  // lib/CMakeLists.txt: the .cu files are built
+  return device.is_cuda() && cuda_element_kernels_enabled();
+#else
+  return false;
+#endif
+}
+
 }  // namespace dirmoe

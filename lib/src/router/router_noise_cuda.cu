@@ -4,21 +4,15 @@
 // one H200, the host fill most of the difference).
 #include "router_noise_cuda.h"
 
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
+#include "cuda_per_row.cuh"
 
 namespace dirmoe::cuda_noise {
 namespace {
 
 constexpr int kThreads = 256;
 
-/// Thread blocks for n threads; a grid has at most 2^31 − 1 blocks in x.
-unsigned int blocks_for(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  TORCH_CHECK(blocks <= int64_t{2147483647}, "router noise: ", n, " CUDA threads exceed one grid");
-  return static_cast<unsigned int>(blocks);
-}
+/// Thread blocks of kThreads for n threads.
+unsigned int blocks_for(int64_t n) { return cuda_rows::blocks_for(n, kThreads, "router noise"); }
 
 template <typename T>
 __global__ void counter_uniform_kernel(CounterNoiseWords key, uint64_t token_offset, int64_t rows, int64_t cols,
@@ -56,7 +50,7 @@ void launch_counter_uniform(const CounterNoiseWords& key, uint64_t token_offset,
   const int64_t n = rows * cols * ((words + 3) / 4);
   if (n == 0) return;
   const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device)).stream();
+  const cudaStream_t stream = cuda_rows::current_stream(device);
   if (out_is_double) {
     counter_uniform_kernel<double><<<blocks_for(n), kThreads, 0, stream>>>(key, token_offset, rows, cols, words,
                                                                            static_cast<double*>(out));
@@ -72,7 +66,7 @@ void launch_counter_gamma(const CounterNoiseWords& key, uint64_t token_offset, i
   const int64_t n = T * C;
   if (n == 0) return;
   const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device)).stream();
+  const cudaStream_t stream = cuda_rows::current_stream(device);
   if (is_double) {
     counter_gamma_kernel<double><<<blocks_for(n), kThreads, 0, stream>>>(
         key, token_offset, T, C, static_cast<const double*>(alpha), static_cast<double*>(sample), floor);

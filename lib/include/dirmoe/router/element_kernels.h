@@ -6,6 +6,7 @@
 // session times DirMoE with and without them (scripts/gpu_check.py's dirmoe_operators run). The CPU is
 // not affected: its loops run the same per-token code either way. The router-noise kernels are not
 // switched (their host fallback copies every draw across; bench/README.md, "The GPU figures").
+#include <c10/core/Device.h>
 
 namespace dirmoe {
 
@@ -14,5 +15,10 @@ bool cuda_element_kernels_enabled();
 
 /// Turns them on or off for the whole process, for the forwards and backwards that start after it.
 void set_cuda_element_kernels_enabled(bool enabled);
+
+/// Whether DirMoE's element-wise work (the routing chain's passes, the Dirichlet KL's rows) runs as
+/// dirmoe's own per-row code on `device`: always on the CPU (its loops); on CUDA where the build has
+/// the kernels and they are enabled; elsewhere not (tensor operators).
+bool element_passes_on(const c10::Device& device);
 
 }  // namespace dirmoe
