@@ -549,8 +549,10 @@ json environment(const torch::Device& device, const std::string& scale, const Co
                          {"k", c.model.n_experts_active}}},
               {"batch_size", c.train.batch_size},
               {"precision", device.is_cuda() ? "bf16-autocast" : "fp32"},
-              // DirMoE's routing chain and Dirichlet KL as dirmoe's CUDA kernels (element_kernels.h)
-              {"cuda_element_kernels", cuda_element_kernels_enabled()}};
+              // DirMoE's routing chain and Dirichlet KL as dirmoe's CUDA kernels (element_kernels.h): the
+              // switch, and whether they ran on this device (built, switched on, CUDA)
+              {"cuda_element_kernels", cuda_element_kernels_enabled()},
+              {"element_kernels_ran", device.is_cuda() && element_passes_on(device)}};
   return env;
 }
 

@@ -109,7 +109,8 @@ def plan_bench_run(left, cost, steps, warmup, min_steps):
     ("skipped", 0)."""
     if cost.predict(warmup + steps) <= left:
         return "run", steps
-    fit = int((left - cost.overhead) / cost.step_seconds) - warmup
+    # NOTE: the epsilon keeps a share of exactly n steps' time (left = overhead + n·step) from rounding to n − 1
+    fit = int((left - cost.overhead) / cost.step_seconds + 1e-9) - warmup
     if fit >= min_steps:
         return "shortened", fit
     return "skipped", 0
@@ -120,12 +121,14 @@ def plan_bench_run(left, cost, steps, warmup, min_steps):
 MAIN_RUNS = ("topk", "dirmoe", "dirmoe_alpha_fp32", "dirmoe_operators")
 
 
-def main_run_share(left, routers, index):
+def main_run_share(left, routers, index, floor=0.0):
     """Seconds that routers[index] may plan with when `left` remain: a main run, an even share of `left`
-    among itself and the main runs after it; any other run, all of `left`."""
+    among itself and the main runs after it, but at least `floor` (what --min-steps need) while that
+    much is left, so that a stage before that overran its estimate costs the last main run its steps,
+    not the first (Switch, the baseline of every ratio); any other run, all of `left`."""
     if routers[index] not in MAIN_RUNS:
         return left
-    return left / (1 + sum(r in MAIN_RUNS for r in routers[index + 1:]))
+    return max(left / (1 + sum(r in MAIN_RUNS for r in routers[index + 1:])), min(left, floor))
 
 
 def tests_time_limit(left, cost, warmup, min_steps, floor=60.0, main_runs=2):
@@ -384,7 +387,9 @@ def bench_figures(step_json):
             "tflops_per_s": s["achieved_flops_per_s"] / 1e12, "flops_per_token": s["flops_per_token"],
             "tokens_per_step": s["tokens_per_step"], "active_experts_per_layer": s["active_experts_per_layer"],
             "peak_cuda_bytes": step_json.get("cuda_max_allocated_bytes"), "steps": len(s["step_seconds_all"]),
-            "parameters": s.get("parameters")}
+            "parameters": s.get("parameters"),
+            # whether DirMoE's chain and KL ran as dirmoe's CUDA kernels (built and switched on)
+            "element_kernels": step_json.get("element_kernels_ran")}
 
 
 def summarize_bench(runs):
@@ -404,6 +409,9 @@ def summarize_bench(runs):
     operators = runs.get("dirmoe_operators", {}).get("figures")
     if sw and operators:
         out["dirmoe_operators_over_switch"] = operators["ms_per_step"] / sw["ms_per_step"]
+        # a comparison of the element kernels only where the default run had them and this one did not
+        out["element_kernels_compared"] = bool(dm and dm.get("element_kernels") is True and
+                                               operators.get("element_kernels") is False)
     return out
 
 
@@ -587,7 +595,8 @@ def main(argv=None):
     if "bench" in args.stages:
         runs = {}
         for index, router in enumerate(args.routers):
-            share = main_run_share(budget.left(), args.routers, index)
+            share = main_run_share(budget.left(), args.routers, index,
+                                   floor=cost.predict(args.warmup + args.min_steps))
             decision, steps = plan_bench_run(share, cost, args.steps, args.warmup, args.min_steps)
             if args.dry_run:
                 need = cost.predict(args.warmup + (steps if decision != "skipped" else args.min_steps))

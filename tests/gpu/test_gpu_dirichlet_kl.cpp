@@ -82,7 +82,7 @@ TEST_CASE("the Dirichlet KL on CUDA: the node computes the CPU node's and the op
   if (!dirmoe::dirichlet_kl_node_on(torch::Device(torch::kCUDA))) {
     // without the kernels the comparisons would compare the operators with themselves (the first test
     // case fails instead under gpu_check's DIRMOE_GPU_REQUIRED=1)
-    WARN("this build has no CUDA kernels for the Dirichlet KL: nothing to compare");
+    WARN("the Dirichlet KL's CUDA kernels are not built (or switched off): nothing to compare");
     return;
   }
   const torch::Device cuda(torch::kCUDA), cpu(torch::kCPU);

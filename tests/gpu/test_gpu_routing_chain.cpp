@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,9 +36,10 @@ struct ChainRun {
 };
 
 /// The chain of `n_experts` experts on `device` in `dtype` from float64 inputs drawn from `seed` (the same
-/// inputs on every device), then the backward of a fixed random weighting of the probed outputs.
+/// inputs on every device), then (after `between`, where given) the backward of a fixed random weighting
+/// of the probed outputs.
 ChainRun run_chain(const torch::Device& device, torch::ScalarType dtype, const DirmoeChainConstants& c, uint64_t seed,
-                   Probed probed, int64_t n_experts = 8) {
+                   Probed probed, int64_t n_experts = 8, const std::function<void()>& between = {}) {
   torch::Generator gen = at::detail::createCPUGenerator(seed);
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   auto randn = [&](std::vector<int64_t> shape) { return torch::randn(shape, gen, f64); };
@@ -71,6 +73,7 @@ ChainRun run_chain(const torch::Device& device, torch::ScalarType dtype, const D
         probe(1, out.logits_TE) + probe(2, out.z_soft_TE) + probe(3, out.alpha_q_TE) + probe(4, out.r_TE);
     loss = loss.defined() ? loss + losses : losses;
   }
+  if (between) between();  // after the forward, before its backward
   loss.backward();
 
   ChainRun run;
@@ -106,7 +109,7 @@ void check_same(const ChainRun& a, const ChainRun& b, double value_tolerance, do
 /// gpu_check's DIRMOE_GPU_REQUIRED=1).
 bool kernels_built() {
   if (dirmoe::routing_chain_element_loops_on(torch::Device(torch::kCUDA))) return true;
-  WARN("this build has no CUDA kernels for the routing chain: nothing to compare");
+  WARN("the routing chain's CUDA kernels are not built (or switched off): nothing to compare");
   return false;
 }
 
@@ -184,6 +187,14 @@ TEST_CASE("DirMoE's routing chain: the CUDA kernels compute the operators' and t
     CHECK_FALSE(dirmoe::routing_chain_element_loops_on(cuda));
     const auto off = run_chain(cuda, torch::kFloat64, c, 78, Probed::all);
     check_same(kernels, off, 1e-12, 1e-12);
+    // switched between a forward and its backward (either way): the backward runs where its forward ran
+    dirmoe::set_cuda_element_kernels_enabled(true);
+    const auto on_then_off = run_chain(cuda, torch::kFloat64, c, 78, Probed::all, 8,
+                                       [] { dirmoe::set_cuda_element_kernels_enabled(false); });
+    const auto off_then_on = run_chain(cuda, torch::kFloat64, c, 78, Probed::all, 8,
+                                       [] { dirmoe::set_cuda_element_kernels_enabled(true); });
+    check_same(on_then_off, kernels, 1e-12, 1e-12);
+    check_same(off_then_on, kernels, 1e-12, 1e-12);
   }
   SECTION("five experts (E is a run-time size of the kernels), float64") {
     c.losses_reach_input = false;

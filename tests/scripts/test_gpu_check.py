@@ -72,6 +72,14 @@ class BudgetTest(unittest.TestCase):
         self.assertAlmostEqual(gpu_check.main_run_share(40, routers, 3), 40)
         self.assertAlmostEqual(gpu_check.main_run_share(30, routers, 4), 30)  # the others take what is left
         self.assertAlmostEqual(gpu_check.main_run_share(90, ["topk", "dirmoe"], 0), 45)
+        # a stage before overran: Switch (first) still gets the floor, the last main run what remains
+        self.assertAlmostEqual(gpu_check.main_run_share(139, routers, 0, floor=35.2), 35.2)
+        self.assertAlmostEqual(gpu_check.main_run_share(20, routers, 0, floor=35.2), 20)  # never more than left
+        self.assertAlmostEqual(gpu_check.main_run_share(200, routers, 0, floor=35.2), 50)
+
+    def test_a_share_of_exactly_n_steps_plans_n_steps(self):
+        cost = gpu_check.BenchCostModel(overhead=30, step_seconds=0.4)
+        self.assertEqual(gpu_check.plan_bench_run(cost.predict(13), cost, 40, 3, 10), ("shortened", 10))
 
 
 class ReportTest(unittest.TestCase):
@@ -181,6 +189,10 @@ class BenchFiguresTest(unittest.TestCase):
                                        "dirmoe_operators": {"figures": operators}})
         self.assertAlmostEqual(s["dirmoe_operators_over_switch"], 1.15)
         self.assertNotIn("dirmoe_alpha_fp32_over_switch", s)
+        self.assertFalse(s["element_kernels_compared"])  # neither run said whether its kernels ran
+        s = gpu_check.summarize_bench({"topk": {"figures": sw}, "dirmoe": {"figures": dict(dm, element_kernels=True)},
+                                       "dirmoe_operators": {"figures": dict(operators, element_kernels=False)}})
+        self.assertTrue(s["element_kernels_compared"])
 
     def test_the_float32_alpha_mlp_run_is_the_dirmoe_recipe_with_one_override(self):
         args = gpu_check.parse_args(["--build-dir", "/tmp/b"])

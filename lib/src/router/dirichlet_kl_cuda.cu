@@ -19,19 +19,20 @@ struct DeviceSpecialFunctions {
   DIRMOE_HOST_DEVICE static double log_gamma(double x) { return lgamma(x); }
 };
 
-/// A KL pass with the device's special functions: run(row) as cuda_rows::per_row_kernel calls it.
+/// A KL pass with the device's special functions: run(row) as cuda_rows::per_row_kernel calls it, over
+/// the pass's own rows.
 template <typename Pass>
 struct OnDevice {
   Pass pass;
-  int64_t rows = 0;
+  int64_t rows;
 
+  explicit OnDevice(const Pass& p) : pass(p), rows(p.rows) {}
   DIRMOE_HOST_DEVICE void run(int64_t row) const { pass.template run<DeviceSpecialFunctions>(row); }
 };
 
 template <typename Pass>
 void launch_rows(const Pass& pass, int device) {
-  OnDevice<Pass> on_device{pass, pass.rows};
-  cuda_rows::launch_per_row(on_device, device, "dirichlet_kl");
+  cuda_rows::launch_per_row(OnDevice<Pass>(pass), device, "dirichlet_kl");
 }
 
 }  // namespace

@@ -9,13 +9,16 @@
 namespace dirmoe::cuda_chain {
 namespace {
 
-/// The backward of both paths for one token: the LM path's (where wanted) and the sum's.
+/// The backward of both paths for one token: the LM path's (where wanted) and the sum's, over the
+/// sum's rows.
 template <typename T>
 struct BackwardPair {
   chain_element::ChainBackward<T> sum, lm;
-  bool with_lm = false;
-  int64_t rows = 0;
+  bool with_lm;
+  int64_t rows;
 
+  BackwardPair(const chain_element::ChainBackward<T>& sum_pass, const chain_element::ChainBackward<T>* lm_pass)
+      : sum(sum_pass), lm(lm_pass != nullptr ? *lm_pass : sum_pass), with_lm(lm_pass != nullptr), rows(sum_pass.rows) {}
   DIRMOE_HOST_DEVICE void run(int64_t row) const {
     if (with_lm) lm.run(row);
     sum.run(row);
@@ -25,12 +28,7 @@ struct BackwardPair {
 template <typename T>
 void launch_backward_pair(const chain_element::ChainBackward<T>& sum, const chain_element::ChainBackward<T>* lm,
                           int device) {
-  BackwardPair<T> pair;
-  pair.sum = sum;
-  pair.lm = lm != nullptr ? *lm : sum;
-  pair.with_lm = lm != nullptr;
-  pair.rows = sum.rows;
-  cuda_rows::launch_per_row(pair, device, "routing chain backward");
+  cuda_rows::launch_per_row(BackwardPair<T>(sum, lm), device, "routing chain backward");
 }
 
 }  // namespace

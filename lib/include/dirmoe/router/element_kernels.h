@@ -13,7 +13,9 @@ namespace dirmoe {
 /// Whether the CUDA element kernels are used where built (default true).
 bool cuda_element_kernels_enabled();
 
-/// Turns them on or off for the whole process, for the forwards and backwards that start after it.
+/// Turns them on or off for the whole process, for the forwards that start after it; a backward runs
+/// where its forward ran (the routing chain saves its choice, and the KL node exists only where its
+/// kernels do).
 void set_cuda_element_kernels_enabled(bool enabled);
 
 /// Whether DirMoE's element-wise work (the routing chain's passes, the Dirichlet KL's rows) runs as
