@@ -6,7 +6,6 @@
 #include <torch/torch.h>
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
 #include <functional>
 #include <string>
 
@@ -64,14 +63,6 @@ using gpu_dirichlet_kl_test::kl_formula;
 using gpu_dirichlet_kl_test::KlRun;
 using gpu_dirichlet_kl_test::run_kl;
 
-TEST_CASE("the build runs the Dirichlet KL as CUDA kernels where the GPU check requires them", "[gpu][router][dirmoe]") {
-  REQUIRE(torch::cuda::is_available());
-  const bool on = dirmoe::dirichlet_kl_node_on(torch::Device(torch::kCUDA));
-  INFO("dirichlet_kl_node_on(cuda) = " << on);
-  const char* required = std::getenv("DIRMOE_GPU_REQUIRED");
-  if (required != nullptr && std::string(required) == "1") CHECK(on);
-}
-
 // Tolerances (max |difference| over max(1, max |reference|)): in float64 the value within 1e-10 (lnΓ of
 // sums up to 320 cancel: the devices' lgamma differ in their last bits there), the gradients within 1e-8
 // (LibTorch's CPU ψ′, which the CPU node and the CPU operators use, is accurate to about 5e-10 relative;
@@ -79,12 +70,8 @@ TEST_CASE("the build runs the Dirichlet KL as CUDA kernels where the GPU check r
 TEST_CASE("the Dirichlet KL on CUDA: the node computes the CPU node's and the operators' values and gradients",
           "[gpu][router][dirmoe]") {
   REQUIRE(torch::cuda::is_available());
-  if (!dirmoe::dirichlet_kl_node_on(torch::Device(torch::kCUDA))) {
-    // without the kernels the comparisons would compare the operators with themselves (the first test
-    // case fails instead under gpu_check's DIRMOE_GPU_REQUIRED=1)
-    WARN("the Dirichlet KL's CUDA kernels are not built (or switched off): nothing to compare");
-    return;
-  }
+  // (test_gpu_routing_chain.cpp checks that gpu_check's build has the kernels)
+  if (!dirmoe::testing::cuda_element_kernels_or_warn()) return;
   const torch::Device cuda(torch::kCUDA), cpu(torch::kCPU);
   torch::Generator gen = at::detail::createCPUGenerator(/*seed_in=*/26);
   // α over the router's range, 0.02 to 40; 3 × 211 rows of 8 (five thread blocks of 128, the last partial)

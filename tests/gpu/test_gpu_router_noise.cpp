@@ -7,9 +7,9 @@
 #include <torch/torch.h>
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
 #include <string>
 
+#include "../support/router_test_util.h"
 #include "dirmoe/router/router_noise_source.h"
 
 using dirmoe::RouterNoiseKey;
@@ -30,9 +30,8 @@ double max_ratio_error(const torch::Tensor& a, const torch::Tensor& b) {
 // its DIRMOE_GPU_REQUIRED=1 a build without them fails here rather than passing on the host path.
 TEST_CASE("the build has the CUDA noise kernels where the GPU check requires them", "[gpu][router][noise]") {
   REQUIRE(torch::cuda::is_available());
-  const char* required = std::getenv("DIRMOE_GPU_REQUIRED");
   INFO("cuda_noise_kernels_built() = " << dirmoe::cuda_noise_kernels_built());
-  if (required != nullptr && std::string(required) == "1") CHECK(dirmoe::cuda_noise_kernels_built());
+  if (dirmoe::testing::gpu_check_requires_kernels()) CHECK(dirmoe::cuda_noise_kernels_built());
 }
 
 TEST_CASE("counter_uniform on CUDA draws the CPU's words bit for bit", "[gpu][router][noise]") {

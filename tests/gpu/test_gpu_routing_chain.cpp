@@ -8,7 +8,6 @@
 #include <torch/torch.h>
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -104,32 +103,20 @@ void check_same(const ChainRun& a, const ChainRun& b, double value_tolerance, do
   }
 }
 
-/// Whether the build has the kernels; without them the comparisons below would compare the operators
-/// with themselves, so they are left out with a warning (the first test case fails instead under
-/// gpu_check's DIRMOE_GPU_REQUIRED=1).
-bool kernels_built() {
-  if (dirmoe::routing_chain_element_loops_on(torch::Device(torch::kCUDA))) return true;
-  WARN("the routing chain's CUDA kernels are not built (or switched off): nothing to compare");
-  return false;
-}
-
 }  // namespace gpu_routing_chain_test
 
 using gpu_routing_chain_test::check_same;
-using gpu_routing_chain_test::kernels_built;
 using gpu_routing_chain_test::Probed;
 using gpu_routing_chain_test::run_chain;
 
-// scripts/gpu_check.py builds beside nvcc and a CUDA LibTorch, where the kernels are always built: under
-// its DIRMOE_GPU_REQUIRED=1 a build without them fails here rather than comparing the operators with
-// themselves.
-TEST_CASE("the build runs DirMoE's routing chain as CUDA kernels where the GPU check requires them",
+// Under gpu_check a build without the kernels fails here rather than comparing the operators with
+// themselves, in this file and in test_gpu_dirichlet_kl.cpp (one switch and one build serve both).
+TEST_CASE("the build runs DirMoE's routing chain and Dirichlet KL as CUDA kernels where the GPU check requires them",
           "[gpu][router][dirmoe]") {
   REQUIRE(torch::cuda::is_available());
-  const bool on = dirmoe::routing_chain_element_loops_on(torch::Device(torch::kCUDA));
-  INFO("routing_chain_element_loops_on(cuda) = " << on);
-  const char* required = std::getenv("DIRMOE_GPU_REQUIRED");
-  if (required != nullptr && std::string(required) == "1") CHECK(on);
+  const bool on = dirmoe::element_passes_on(torch::Device(torch::kCUDA));
+  INFO("element_passes_on(cuda) = " << on);
+  if (dirmoe::testing::gpu_check_requires_kernels()) CHECK(on);
 }
 
 // Tolerances: in float64 the kernels, the operators and the CPU differ by the order of a few sums and
@@ -139,7 +126,7 @@ TEST_CASE("DirMoE's routing chain: the CUDA kernels compute the operators' and t
           "[gpu][router][dirmoe]") {
   REQUIRE(torch::cuda::is_available());
   const torch::Device cuda(torch::kCUDA), cpu(torch::kCPU);
-  if (!kernels_built()) return;
+  if (!dirmoe::testing::cuda_element_kernels_or_warn()) return;
   DirmoeChainConstants c = dirmoe::testing::nondefault_chain_constants();
   uint64_t seed = 1;
   for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
@@ -184,7 +171,7 @@ TEST_CASE("DirMoE's routing chain: the CUDA kernels compute the operators' and t
     c.element_loops = true;
     const auto kernels = run_chain(cuda, torch::kFloat64, c, 78, Probed::all);
     dirmoe::set_cuda_element_kernels_enabled(false);
-    CHECK_FALSE(dirmoe::routing_chain_element_loops_on(cuda));
+    CHECK_FALSE(dirmoe::element_passes_on(cuda));
     const auto off = run_chain(cuda, torch::kFloat64, c, 78, Probed::all);
     check_same(kernels, off, 1e-12, 1e-12);
     // switched between a forward and its backward (either way): the backward runs where its forward ran
@@ -217,7 +204,7 @@ TEST_CASE("DirMoE's routing chain with the α MLP in bf16: the CUDA kernels comp
           "[gpu][router][dirmoe]") {
   REQUIRE(torch::cuda::is_available());
   const torch::Device cuda(torch::kCUDA);
-  if (!kernels_built()) return;
+  if (!dirmoe::testing::cuda_element_kernels_or_warn()) return;
   DirmoeChainConstants c;
   c.alpha_mlp_bf16 = true;
   c.theta_mix = 1e-3;

@@ -1,6 +1,7 @@
 #pragma once
 // Small helpers shared by the router tests (tests/unit/test_router_*.cpp).
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -8,6 +9,7 @@
 
 #include "dirmoe/config/config.h"
 #include "dirmoe/router/dirmoe_routing_chain.h"
+#include "dirmoe/router/element_kernels.h"
 
 namespace dirmoe::testing {
 
@@ -33,6 +35,23 @@ inline DirmoeChainConstants nondefault_chain_constants() {
   c.alpha_eps = 1e-3;
   c.theta_mix = 1e-3;
   return c;
+}
+
+/// Whether scripts/gpu_check.py runs this test (it sets DIRMOE_GPU_REQUIRED=1): it builds beside nvcc
+/// and a CUDA LibTorch, where dirmoe's CUDA kernels are always built, so a build without them must
+/// fail there rather than pass on a fallback path.
+inline bool gpu_check_requires_kernels() {
+  const char* required = std::getenv("DIRMOE_GPU_REQUIRED");
+  return required != nullptr && std::string(required) == "1";
+}
+
+/// Whether DirMoE's chain and KL run as dirmoe's CUDA kernels (built and switched on); without them a
+/// comparison of the kernels with the CUDA operators would compare the operators with themselves, so
+/// the GPU tests leave it out with this warning (and fail under gpu_check_requires_kernels instead).
+inline bool cuda_element_kernels_or_warn() {
+  if (element_passes_on(c10::Device(c10::kCUDA))) return true;
+  WARN("DirMoE's CUDA element kernels are not built (or switched off): nothing to compare");
+  return false;
 }
 
 /// max |a − b| over all elements, as a double (bool tensors compare as 0/1).

@@ -12,7 +12,6 @@
 #include "../support/python_reference.h"
 #include "dirmoe/router/dirichlet.h"
 #include "dirmoe/router/dirichlet_calibration.h"
-#include "dirmoe/router/dirmoe_routing_chain.h"
 #include "dirmoe/router/element_kernels.h"
 
 namespace {
@@ -306,14 +305,12 @@ TEST_CASE("the CUDA element-kernel switch leaves the CPU's KL node and chain loo
     INFO("enabled " << enabled);
     dirmoe::set_cuda_element_kernels_enabled(enabled);
     CHECK(dirmoe::cuda_element_kernels_enabled() == enabled);
-    CHECK(dirmoe::dirichlet_kl_node_on(cpu));
-    CHECK(dirmoe::routing_chain_element_loops_on(cpu));
+    CHECK(dirmoe::element_passes_on(cpu));
     const auto q = (torch::rand({4, 8}, torch::kFloat64) + 0.1).requires_grad_(true);
     const auto kl = dirmoe::dirichlet_kl(q, q.detach() + 0.5);
     CHECK(kl.grad_fn()->name().find("DirichletKl") != std::string::npos);
     if (!enabled) {  // off, CUDA has neither, whatever the build
-      CHECK_FALSE(dirmoe::dirichlet_kl_node_on(cuda));
-      CHECK_FALSE(dirmoe::routing_chain_element_loops_on(cuda));
+      CHECK_FALSE(dirmoe::element_passes_on(cuda));
     }
   }
 }

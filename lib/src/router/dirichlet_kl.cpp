@@ -142,13 +142,11 @@ class DirichletKl : public torch::autograd::Function<DirichletKl> {
 
 }  // namespace dirichlet_kl_detail
 
-bool dirichlet_kl_node_on(const torch::Device& device) { return element_passes_on(device); }
-
 torch::Tensor dirichlet_kl(const torch::Tensor& alpha_q, const torch::Tensor& alpha_p) {
   using dirichlet_kl_detail::DirichletKl;
   using dirichlet_kl_detail::kl_operators;
   const auto dtype = alpha_q.scalar_type();
-  const bool loops = dirichlet_kl_node_on(alpha_q.device()) && alpha_p.device() == alpha_q.device() && alpha_q.dim() >= 1 &&
+  const bool loops = element_passes_on(alpha_q.device()) && alpha_p.device() == alpha_q.device() && alpha_q.dim() >= 1 &&
                      alpha_q.sizes() == alpha_p.sizes() && alpha_p.scalar_type() == dtype &&
                      (dtype == torch::kFloat32 || dtype == torch::kFloat64) && alpha_q.size(-1) > 0;
   if (!loops) return kl_operators(alpha_q, alpha_p);

@@ -1,8 +1,5 @@
 #include "dirmoe/router/dirmoe_routing_chain.h"
 
-#include <algorithm>
-#include <cmath>
-#include <limits>
 #include <vector>
 
 #include <ATen/Dispatch.h>
@@ -257,21 +254,7 @@ void backward_loops(const ChainValues& v, const Tensor& dgamma_dalpha_TE, const 
     sum_pass.out_linear = sum.linear_TE.data_ptr<T>();
     sum_pass.out_raw = sum.raw_T2E.data_ptr<T>();
     sum_pass.out_logits = sum.logits_TE.data_ptr<T>();
-    const torch::Device device = options.device();
-    if (device.is_cpu()) {
-      at::parallel_for(0, t, kRowsPerTask, [&](int64_t begin, int64_t end) {
-        for (int64_t row = begin; row < end; ++row) {
-          if (want_lm) lm_pass.run(row);
-          sum_pass.run(row);
-        }
-      });
-      return;
-    }
-#if defined(DIRMOE_CUDA_KERNELS)
-    cuda_chain::launch_backward(sum_pass, want_lm ? &lm_pass : nullptr, static_cast<int>(device.index()));
-#else
-    TORCH_CHECK(false, "dirmoe_routing_chain: this build has no CUDA kernels for ", device);  // element_passes_on
-#endif
+    run_per_token(chain_element::ChainBackwardPair<T>(sum_pass, want_lm ? &lm_pass : nullptr), options.device());
   });
 }
 
@@ -455,10 +438,6 @@ class DirmoeRoutingChain : public torch::autograd::Function<DirmoeRoutingChain> 
 };
 
 }  // namespace routing_chain_detail
-
-bool routing_chain_element_loops_on(const torch::Device& device) {
-  return element_passes_on(device);
-}
 
 DirmoeChainOutput dirmoe_routing_chain(const torch::Tensor& x_TD, const DirmoeChainParameters& p,
                                        const torch::Tensor& noise_TE, const GammaDrawFunction& draw,

@@ -7,31 +7,6 @@
 #include "cuda_per_row.cuh"
 
 namespace dirmoe::cuda_chain {
-namespace {
-
-/// The backward of both paths for one token: the LM path's (where wanted) and the sum's, over the
-/// sum's rows.
-template <typename T>
-struct BackwardPair {
-  chain_element::ChainBackward<T> sum, lm;
-  bool with_lm;
-  int64_t rows;
-
-  BackwardPair(const chain_element::ChainBackward<T>& sum_pass, const chain_element::ChainBackward<T>* lm_pass)
-      : sum(sum_pass), lm(lm_pass != nullptr ? *lm_pass : sum_pass), with_lm(lm_pass != nullptr), rows(sum_pass.rows) {}
-  DIRMOE_HOST_DEVICE void run(int64_t row) const {
-    if (with_lm) lm.run(row);
-    sum.run(row);
-  }
-};
-
-template <typename T>
-void launch_backward_pair(const chain_element::ChainBackward<T>& sum, const chain_element::ChainBackward<T>* lm,
-                          int device) {
-  cuda_rows::launch_per_row(BackwardPair<T>(sum, lm), device, "routing chain backward");
-}
-
-}  // namespace
 
 void launch(const chain_element::ChainBeforeDraw<float>& pass, int device) {
   cuda_rows::launch_per_row(pass, device, "routing chain");
@@ -45,13 +20,11 @@ void launch(const chain_element::ChainAfterDraw<float>& pass, int device) {
 void launch(const chain_element::ChainAfterDraw<double>& pass, int device) {
   cuda_rows::launch_per_row(pass, device, "routing chain");
 }
-void launch_backward(const chain_element::ChainBackward<float>& sum, const chain_element::ChainBackward<float>* lm,
-                     int device) {
-  launch_backward_pair(sum, lm, device);
+void launch(const chain_element::ChainBackwardPair<float>& pass, int device) {
+  cuda_rows::launch_per_row(pass, device, "routing chain backward");
 }
-void launch_backward(const chain_element::ChainBackward<double>& sum, const chain_element::ChainBackward<double>* lm,
-                     int device) {
-  launch_backward_pair(sum, lm, device);
+void launch(const chain_element::ChainBackwardPair<double>& pass, int device) {
+  cuda_rows::launch_per_row(pass, device, "routing chain backward");
 }
 
 }  // namespace dirmoe::cuda_chain

@@ -12,10 +12,7 @@ void launch(const chain_element::ChainBeforeDraw<float>& pass, int device);
 void launch(const chain_element::ChainBeforeDraw<double>& pass, int device);
 void launch(const chain_element::ChainAfterDraw<float>& pass, int device);
 void launch(const chain_element::ChainAfterDraw<double>& pass, int device);
-/// `sum` for every token, and `lm` too where it is not null (one thread runs both for its token).
-void launch_backward(const chain_element::ChainBackward<float>& sum, const chain_element::ChainBackward<float>* lm,
-                     int device);
-void launch_backward(const chain_element::ChainBackward<double>& sum, const chain_element::ChainBackward<double>* lm,
-                     int device);
+void launch(const chain_element::ChainBackwardPair<float>& pass, int device);
+void launch(const chain_element::ChainBackwardPair<double>& pass, int device);
 
 }  // namespace dirmoe::cuda_chain

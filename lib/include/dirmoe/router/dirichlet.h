@@ -31,14 +31,10 @@ torch::Tensor dirichlet_reparam(const torch::Tensor& alpha, const torch::Tensor&
 /// KL(Dir(α_q) ‖ Dir(α_p)) along the last dimension (closed form):
 ///   lnΓ(α_q0) − Σ lnΓ(α_q,i) − lnΓ(α_p0) + Σ lnΓ(α_p,i) + Σ (α_q,i − α_p,i)(ψ(α_q,i) − ψ(α_q0)).
 /// Returns the leading shape (α without its last dimension). Differentiable in both arguments: in
-/// float32/float64 with equal shapes on one device where dirichlet_kl_node_on(device), as one node with
-/// the closed-form gradient (src/router/dirichlet_kl.cpp; no double backward), elsewhere as operators
-/// through autograd.
+/// float32/float64 with equal shapes on one device where element_passes_on(device) (element_kernels.h),
+/// as one node with the closed-form gradient (src/router/dirichlet_kl.cpp; no double backward),
+/// elsewhere as operators through autograd.
 torch::Tensor dirichlet_kl(const torch::Tensor& alpha_q, const torch::Tensor& alpha_p);
-
-/// Whether dirichlet_kl runs as its node on `device`: always on the CPU; on CUDA where this build has
-/// dirmoe's CUDA kernels (src/router/dirichlet_kl_cuda.cu) and they are enabled (element_kernels.h).
-bool dirichlet_kl_node_on(const torch::Device& device);
 
 /// KL(Bern(q) ‖ Bern(π)) elementwise with q = σ(logits), computed from log-sigmoids so that
 /// saturated logits stay finite. DirMoE passes the tempered gate logits ℓ/τ_z. π in (0, 1).

@@ -33,7 +33,7 @@ struct DirmoeChainConstants {
   double theta_mix = 0;            // θ̃ = (1 − theta_mix)·θ + theta_mix/E
   bool losses_reach_input = false; // false (aux_detach_input): x gets the LM path's gradient only
   bool element_loops = true;       // the element-wise parts as per-token passes (CPU loops, CUDA kernels) where
-                                   // the device has them (false: tensor operators)
+                                   // element_passes_on(device) (element_kernels.h; false: tensor operators)
   // the α MLP's hidden-layer GEMM W_h·x with bf16 operands and result (float32 accumulation), forward and
   // backward, as autocast runs a linear layer; the gate's product, the bias and everything after in x's
   // dtype (false: the gate and the hidden layer as one GEMM in x's dtype)
@@ -60,11 +60,6 @@ struct DirmoeChainOutput {
   torch::Tensor alpha_q_TE;  // α^q = λ^q·(z̃·α_hi + (1 − z̃)·α_lo)
   torch::Tensor r_TE;        // r
 };
-
-/// Whether the element-wise parts run as per-token passes on `device` (element_loops): always on the
-/// CPU; on CUDA where this build has dirmoe's CUDA kernels (lib/CMakeLists.txt) and they are enabled
-/// (element_kernels.h).
-bool routing_chain_element_loops_on(const torch::Device& device);
 
 /// Runs the chain on x_TD with the Logistic noise g = noise_TE [T, E] and the Gamma draws of
 /// `draw`. x and the parameters must share one device and be float32 or float64.

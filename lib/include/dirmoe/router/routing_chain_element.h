@@ -189,4 +189,20 @@ struct ChainBackward {
   }
 };
 
+/// The backward of both paths for one token: the LM path's (where wanted: x's gradient when the
+/// losses must not reach x) and the sum of both paths' (the parameters' gradients), over the sum's rows.
+template <typename T>
+struct ChainBackwardPair {
+  ChainBackward<T> sum, lm;
+  bool with_lm;
+  int64_t rows;
+
+  ChainBackwardPair(const ChainBackward<T>& sum_pass, const ChainBackward<T>* lm_pass)
+      : sum(sum_pass), lm(lm_pass != nullptr ? *lm_pass : sum_pass), with_lm(lm_pass != nullptr), rows(sum_pass.rows) {}
+  DIRMOE_HOST_DEVICE void run(int64_t row) const {
+    if (with_lm) lm.run(row);
+    sum.run(row);
+  }
+};
+
 }  // namespace dirmoe::chain_element
