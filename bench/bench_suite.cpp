@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -60,6 +61,45 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/// The median of the per-round ratios a[r] / b[r] (the two passes of round r ran next to each other,
+/// so a slow minute of the machine slows both) and a distribution-free interval around it: the
+/// j-th smallest and j-th largest ratio for the largest j with P(Bin(n, ½) < j) ≤ 2.5%, which holds
+/// the ratios' population median with probability ≥ 95% (the sign test's interval; n = 40 gives the
+/// 14th and 27th). Below n = 6 no j qualifies: the interval is then [min, max], and `coverage` says
+/// how likely it holds the median (1 − 2⁻ⁿ⁺¹).
+struct PairedRatio {
+  double median = 0.0, lo = 0.0, hi = 0.0, coverage = 0.0;
+};
+
+PairedRatio paired_ratio(const std::vector<double>& a, const std::vector<double>& b) {
+  const size_t n = std::min(a.size(), b.size());
+  std::vector<double> ratios;
+  for (size_t r = 0; r < n; ++r) ratios.push_back(a[r] / b[r]);
+  std::sort(ratios.begin(), ratios.end());
+  PairedRatio out;
+  if (n == 0) return out;
+  out.median = median(ratios);
+  // the largest j with P(B ≤ j − 1) ≤ 2.5%, B ~ Bin(n, ½); j = 1 where none qualifies (n ≤ 5)
+  size_t j = 1;
+  double pmf = std::pow(0.5, static_cast<double>(n));  // P(B = j − 1)
+  double cdf = pmf;                                     // P(B ≤ j − 1)
+  while (j + 1 <= (n + 1) / 2) {
+    const double next_pmf = pmf * static_cast<double>(n - j + 1) / static_cast<double>(j);  // P(B = j)
+    if (cdf + next_pmf > 0.025) break;
+    pmf = next_pmf;
+    cdf += next_pmf;
+    ++j;
+  }
+  out.lo = ratios[j - 1];
+  out.hi = ratios[n - j];
+  out.coverage = 1.0 - 2.0 * cdf;
+  return out;
+}
+
+json paired_ratio_json(const PairedRatio& p) {
+  return {{"median", p.median}, {"lo", p.lo}, {"hi", p.hi}, {"coverage", p.coverage}};
 }
 
 void sync(const torch::Device& device) {
@@ -414,38 +454,51 @@ json per_layer(const Config& base, const torch::Device& device, int repeats, int
   fns.push_back([&] { inputs.dense_pass(dense); });
   std::vector<std::vector<double>> times(fns.size());
   for (auto& fn : fns) fn();  // warm-up
+  // Each round runs every pass once, in an order shuffled anew (seeded): a pass's time depends on
+  // what ran just before it (caches, the allocator's free lists), and a fixed order would give each
+  // layer the same neighbour in every round.
+  std::vector<size_t> order(fns.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::mt19937 order_rng(/*seed=*/1);
   for (int r = 0; r < repeats; ++r) {
-    for (size_t i = 0; i < fns.size(); ++i) times[i].push_back(time_it(fns[i]));
+    std::shuffle(order.begin(), order.end(), order_rng);
+    for (size_t i : order) times[i].push_back(time_it(fns[i]));
   }
   json out = {{"tokens", T}, {"d_model", D}, {"d_ff", base.model.d_ff}, {"n_experts", base.model.n_experts},
-              {"k", base.model.n_experts_active}, {"repeats", repeats}};
-  const double topk_s = median(times[0]);
-  double topk_loop_s = 0.0;
-  for (size_t i = 0; i < cases.size(); ++i) {
-    if (cases[i].first == "topk" && !cases[i].second) topk_loop_s = median(times[i]);
-  }
-  json routers = json::object();
-  // NOTE: medians are the figures; the minima (noise only ever adds time) are kept beside them,
-  // since on a busy machine the many small GEMMs of a MoE layer lose more to preemption than the
-  // dense layer's few large ones.
+              {"k", base.model.n_experts_active}, {"repeats", repeats}, {"order", "shuffled per round (seed 1)"}};
+  // The ratios are medians of the per-round ratios (paired_ratio), with their 95% intervals; the
+  // layers' own medians are kept beside them as seconds.
+  // NOTE: the minima (noise only ever adds time) are kept too, since on a busy machine the many small
+  // GEMMs of a MoE layer lose more to preemption than the dense layer's few large ones.
   auto fastest = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
-  const double topk_min = fastest(times[0]);
-  double topk_loop_min = 0.0;
+  size_t topk_loop = 0;  // the top-k layer with the per-expert loop
   for (size_t i = 0; i < cases.size(); ++i) {
-    if (cases[i].first == "topk" && !cases[i].second) topk_loop_min = fastest(times[i]);
+    if (cases[i].first == "topk" && !cases[i].second) topk_loop = i;
   }
+  const double topk_s = median(times[0]), topk_min = fastest(times[0]);
+  const double topk_loop_s = median(times[topk_loop]), topk_loop_min = fastest(times[topk_loop]);
+  json routers = json::object();
   for (size_t i = 0; i < cases.size(); ++i) {
     const std::string& name = cases[i].first;
     const double s = median(times[i]), s_min = fastest(times[i]);
     if (cases[i].second) {
       torch::NoGradGuard no_grad;
       const double ek = layers[i]->forward(inputs.x_TD).metrics.active_experts.item<double>();
-      routers[name] = {{"seconds", s}, {"over_topk", s / topk_s}, {"active_experts", ek},
-                       {"seconds_min", s_min}, {"over_topk_min", s_min / topk_min}};
+      const PairedRatio ratio = paired_ratio(times[i], times[0]);
+      routers[name] = {{"seconds", s},
+                       {"over_topk", ratio.median},
+                       {"over_topk_interval", paired_ratio_json(ratio)},
+                       {"active_experts", ek},
+                       {"seconds_min", s_min},
+                       {"over_topk_min", s_min / topk_min},
+                       {"seconds_per_round", times[i]}};
     } else {
+      const PairedRatio ratio = paired_ratio(times[i], times[topk_loop]);
       routers[name]["loop_seconds"] = s;
-      routers[name]["loop_over_topk_loop"] = s / topk_loop_s;
+      routers[name]["loop_over_topk_loop"] = ratio.median;
+      routers[name]["loop_over_topk_loop_interval"] = paired_ratio_json(ratio);
       routers[name]["loop_over_topk_loop_min"] = s_min / topk_loop_min;
+      routers[name]["loop_seconds_per_round"] = times[i];
     }
   }
   // The routers alone, interleaved, `router_repeats` rounds: each one's cost over top-k's in
@@ -472,10 +525,15 @@ json per_layer(const Config& base, const torch::Device& device, int repeats, int
   }
   out["routers"] = routers;
   const double dense_s = median(times.back());
+  const PairedRatio moe_over_dense = paired_ratio(times[0], times.back());
+  const PairedRatio moe_loop_over_dense = paired_ratio(times[topk_loop], times.back());
   out["dense_seconds"] = dense_s;
-  out["moe_over_dense"] = topk_s / dense_s;
+  out["dense_seconds_per_round"] = times.back();
+  out["moe_over_dense"] = moe_over_dense.median;
+  out["moe_over_dense_interval"] = paired_ratio_json(moe_over_dense);
   out["moe_loop_seconds"] = topk_loop_s;
-  out["moe_loop_over_dense"] = topk_loop_s / dense_s;
+  out["moe_loop_over_dense"] = moe_loop_over_dense.median;
+  out["moe_loop_over_dense_interval"] = paired_ratio_json(moe_loop_over_dense);
   const double dense_min = fastest(times.back());
   out["moe_over_dense_min"] = topk_min / dense_min;
   out["moe_loop_over_dense_min"] = topk_loop_min / dense_min;
@@ -563,7 +621,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string scale = "d512", device_name = "cpu", router = "topk", out_path;
   int64_t threads = 0, batch = 0;
-  int repeats = 4, warmup = 1, layer_repeats = 5, router_repeats = 60;
+  int repeats = 4, warmup = 1, layer_repeats = 20, router_repeats = 60;
   std::vector<std::string> routers;
   bool caching_allocator = true, cuda_element_kernels = true;
   for (CLI::App* sub : {app.add_subcommand("suite", "interleaved comparisons"),
@@ -687,7 +745,10 @@ int main(int argc, char** argv) {
         o["gemm_rate_after_each_round"] = rates;
         o["mfu_in_round_median"] = mfu_in_round(other, 0, rates);
         o["topk_step_seconds"] = median(topk_here);
-        o["over_topk"] = other.step_seconds() / median(topk_here);
+        // the median of the per-round ratios (the two steps of a round ran next to each other)
+        const PairedRatio step_ratio = paired_ratio(other.seconds, topk_here);
+        o["over_topk"] = step_ratio.median;
+        o["over_topk_interval"] = paired_ratio_json(step_ratio);
         // Routers whose E[k] is not yet k (ReMoE's λ and DirMoE's gates adapt during training)
         // compute more experts: the ratio per unit of that compute isolates the router's own cost.
         const json t = topk.describe();

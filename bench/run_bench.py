@@ -186,6 +186,15 @@ def mib(b):
     return None if b is None else b / 2**20
 
 
+def interval_text(iv, invert=False):
+    """The sign-test interval of a median of per-round ratios (bench_suite's paired_ratio): the range
+    that holds the ratio's median with the probability it states (95% from 6 rounds on)."""
+    if not iv:
+        return ""
+    lo, hi = (1.0 / iv["hi"], 1.0 / iv["lo"]) if invert else (iv["lo"], iv["hi"])
+    return f"{100 * iv['coverage']:.0f}% interval {lo:.3f}–{hi:.3f}; "
+
+
 def build_rows(res):
     """(figure, what, configuration, value text, goal text, pass/miss/None)"""
     rows = []
@@ -207,7 +216,8 @@ def build_rows(res):
             if p["config"] == "dense" or "+" in p["config"]:
                 continue
             rows.append(("2", f"train step {p['config']} / topk", conf,
-                         f"{p['over_topk']:.3f}× (E[k] {statistics.mean(p['active_experts_per_layer']):.2f})",
+                         f"{p['over_topk']:.3f}× ({interval_text(p.get('over_topk_interval'))}"
+                         f"E[k] {statistics.mean(p['active_experts_per_layer']):.2f})",
                          "≤ 1.05×", p["over_topk"] <= 1.05))
             eq = p["over_topk_at_equal_expert_compute"]
             rows.append(("2", f"train step {p['config']} / topk, per unit of expert compute", conf,
@@ -219,7 +229,8 @@ def build_rows(res):
                 continue
             goal = "+" not in name  # a variant of a router (dirmoe+alpha_bf16) is shown, not judged
             rows.append(("2", f"layer {name} / topk", lconf,
-                         f"{r['over_topk']:.3f}× (fastest {r['over_topk_min']:.3f}×; E[k] {r['active_experts']:.2f})",
+                         f"{r['over_topk']:.3f}× ({interval_text(r.get('over_topk_interval'))}"
+                         f"fastest {r['over_topk_min']:.3f}×; E[k] {r['active_experts']:.2f})",
                          "≤ 1.05×" if goal else "", r["over_topk"] <= 1.05 if goal else None))
             if "router_over_topk_ms" in r:
                 rows.append(("2", f"router {name} alone − topk's, fwd+bwd", lconf,
@@ -227,18 +238,23 @@ def build_rows(res):
                              "of the topk layer pass)", "", None))
             if "loop_over_topk_loop" in r:
                 rows.append(("2", f"layer {name} / topk, both with the per-expert autograd loop", lconf,
-                             f"{r['loop_over_topk_loop']:.3f}× (fastest {r['loop_over_topk_loop_min']:.3f}×; the "
+                             f"{r['loop_over_topk_loop']:.3f}× ({interval_text(r.get('loop_over_topk_loop_interval'))}"
+                             f"fastest {r['loop_over_topk_loop_min']:.3f}×; the "
                              "experts' former CPU path, same run)", "", None))
         dense = next(p for p in env["pairs"] if p["config"] == "dense")
         moe_over_dense = 1.0 / dense["over_topk"]
-        rows.append(("3", "train step MoE (topk) / dense", conf, f"{moe_over_dense:.3f}×", "≤ 1.15×",
+        step_iv = interval_text(dense.get("over_topk_interval"), invert=True).rstrip("; ")
+        rows.append(("3", "train step MoE (topk) / dense", conf,
+                     f"{moe_over_dense:.3f}×" + (f" ({step_iv})" if step_iv else ""), "≤ 1.15×",
                      moe_over_dense <= 1.15))
         rows.append(("3", "layer MoE (topk) / dense SwiGLU", lconf,
-                     f"{pl['moe_over_dense']:.3f}× (fastest {pl['moe_over_dense_min']:.3f}×)", "≤ 1.15×",
+                     f"{pl['moe_over_dense']:.3f}× ({interval_text(pl.get('moe_over_dense_interval'))}"
+                     f"fastest {pl['moe_over_dense_min']:.3f}×)", "≤ 1.15×",
                      pl["moe_over_dense"] <= 1.15))
         if "moe_loop_over_dense" in pl:
             rows.append(("3", "layer MoE (topk, per-expert autograd loop) / dense SwiGLU", lconf,
-                         f"{pl['moe_loop_over_dense']:.3f}× (fastest {pl['moe_loop_over_dense_min']:.3f}×; the "
+                         f"{pl['moe_loop_over_dense']:.3f}× ({interval_text(pl.get('moe_loop_over_dense_interval'))}"
+                         f"fastest {pl['moe_loop_over_dense_min']:.3f}×; the "
                          "experts' former CPU path, same run)", "", None))
         for p in env["pairs"]:
             if p["config"].endswith("+libtorch_adamw"):
