@@ -63,12 +63,12 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/// The median of the per-round ratios a[r] / b[r] (the two passes of round r ran next to each other,
-/// so a slow minute of the machine slows both) and a distribution-free interval around it: the
-/// j-th smallest and j-th largest ratio for the largest j with P(Bin(n, ½) < j) ≤ 2.5%, which holds
-/// the ratios' population median with probability ≥ 95% (the sign test's interval; n = 40 gives the
-/// 14th and 27th). Below n = 6 no j qualifies: the interval is then [min, max], and `coverage` says
-/// how likely it holds the median (1 − 2⁻ⁿ⁺¹).
+/// The median of the per-round ratios a[r] / b[r] (the two passes of round r ran seconds apart, so a
+/// slow stretch of the machine slows both) and a distribution-free interval around it: the j-th
+/// smallest and j-th largest ratio for the largest j with P(Bin(n, ½) < j) ≤ 2.5%, which holds the
+/// ratios' population median with probability ≥ 95% (the sign test's interval; n = 40 gives the 14th
+/// and 27th). Below n = 6 no j qualifies: the interval is then [min, max], and `coverage` says how
+/// likely it holds the median (1 − 2⁻ⁿ⁺¹). It covers the noise within one run, not drift between runs.
 struct PairedRatio {
   double median = 0.0, lo = 0.0, hi = 0.0, coverage = 0.0;
 };
@@ -81,15 +81,17 @@ PairedRatio paired_ratio(const std::vector<double>& a, const std::vector<double>
   PairedRatio out;
   if (n == 0) return out;
   out.median = median(ratios);
-  // the largest j with P(B ≤ j − 1) ≤ 2.5%, B ~ Bin(n, ½); j = 1 where none qualifies (n ≤ 5)
+  // the largest j with P(B ≤ j − 1) ≤ 2.5%, B ~ Bin(n, ½); j = 1 where none qualifies (n ≤ 5).
+  // NOTE: the probabilities go through their logarithms: 2⁻ⁿ underflows to 0 from n = 1075 on.
   size_t j = 1;
-  double pmf = std::pow(0.5, static_cast<double>(n));  // P(B = j − 1)
-  double cdf = pmf;                                     // P(B ≤ j − 1)
+  double log_pmf = -static_cast<double>(n) * std::log(2.0);  // log P(B = j − 1)
+  double cdf = std::exp(log_pmf);                            // P(B ≤ j − 1)
   while (j + 1 <= (n + 1) / 2) {
-    const double next_pmf = pmf * static_cast<double>(n - j + 1) / static_cast<double>(j);  // P(B = j)
-    if (cdf + next_pmf > 0.025) break;
-    pmf = next_pmf;
-    cdf += next_pmf;
+    const double next_log_pmf = log_pmf + std::log(static_cast<double>(n - j + 1) / static_cast<double>(j));  // P(B = j)
+    const double next_cdf = cdf + std::exp(next_log_pmf);
+    if (next_cdf > 0.025) break;
+    log_pmf = next_log_pmf;
+    cdf = next_cdf;
     ++j;
   }
   out.lo = ratios[j - 1];
@@ -459,9 +461,11 @@ json per_layer(const Config& base, const torch::Device& device, int repeats, int
   // layer the same neighbour in every round.
   std::vector<size_t> order(fns.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  // NOTE: Fisher–Yates on the engine's raw words, whose sequence the standard fixes (std::shuffle and
+  // the distributions are each library's own): the same orders with every standard library.
   std::mt19937 order_rng(/*seed=*/1);
   for (int r = 0; r < repeats; ++r) {
-    std::shuffle(order.begin(), order.end(), order_rng);
+    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[order_rng() % i]);
     for (size_t i : order) times[i].push_back(time_it(fns[i]));
   }
   json out = {{"tokens", T}, {"d_model", D}, {"d_ff", base.model.d_ff}, {"n_experts", base.model.n_experts},

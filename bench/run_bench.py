@@ -14,7 +14,7 @@ Figures (each states configuration, threads, device and git revision):
   7. expert parallel vs data parallel: the train step of 2 processes × 1 thread (torchrun, Gloo) with
      the experts sharded over both against every expert on each, at d512 on CPU (the all-to-all's cost)
 
-Sizes are chosen so that the whole run takes about 5–8 minutes on 2 cores (see --scales, --repeats).
+Sizes are chosen so that the whole run takes about 8–9 minutes on 2 cores (see --scales, --repeats).
 """
 import argparse
 import datetime
